@@ -4,13 +4,13 @@
 //! ```text
 //! +--------------------------- segment header, 64 bytes ----------------------------+
 //! | magic "RMQLOG\0\1" 8 | version u32 | header_len u32 | base_position u64          |
-//! | first_index u64 | prev_term u64 | reserved 20 bytes (zero) | header_crc u32       |
+//! | first_index u64 | prev_term u64 | flags u32 (bit 0: has_prev) | reserved 16 | crc u32 |
 //! +----------------------------------------------------------------------------------+
 //! | entry | entry | ... | zeros up to the segment size                              |
 //! ```
 //! `first_index` is the Raft index the segment's first entry will carry and `prev_term` the
-//! term of the entry just before it (0 when there is none), so the log id of the last purged
-//! entry survives the deletion of older segments.
+//! term of the entry just before it (when `has_prev`: the log did not begin here), so the log
+//! id of the last purged entry survives the deletion of older segments.
 //!
 //! Entry, a 48-byte header followed by the body:
 //! ```text
@@ -177,7 +177,8 @@ pub fn check_body(header: &EntryHeader, body: &[u8]) -> Result<(), Corruption> {
 pub struct SegmentHeader {
     pub base_position: u64,
     pub first_index: u64,
-    pub prev_term: u64,
+    /// Term of the entry at `first_index - 1`; `None` when the log begins in this segment.
+    pub prev_term: Option<u64>,
 }
 
 impl SegmentHeader {
@@ -188,7 +189,8 @@ impl SegmentHeader {
         b[12..16].copy_from_slice(&(SEGMENT_HEADER_LEN as u32).to_le_bytes());
         b[16..24].copy_from_slice(&self.base_position.to_le_bytes());
         b[24..32].copy_from_slice(&self.first_index.to_le_bytes());
-        b[32..40].copy_from_slice(&self.prev_term.to_le_bytes());
+        b[32..40].copy_from_slice(&self.prev_term.unwrap_or(0).to_le_bytes());
+        b[40..44].copy_from_slice(&u32::from(self.prev_term.is_some()).to_le_bytes());
         let crc = crc32fast::hash(&b[..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
@@ -211,7 +213,7 @@ impl SegmentHeader {
         Ok(Self {
             base_position: u64_at(b, 16),
             first_index: u64_at(b, 24),
-            prev_term: u64_at(b, 32),
+            prev_term: (u32_at(b, 40) & 1 == 1).then(|| u64_at(b, 32)),
         })
     }
 }
@@ -337,7 +339,7 @@ mod tests {
         let h = SegmentHeader {
             base_position: 1 << 30,
             first_index: 12,
-            prev_term: 4,
+            prev_term: Some(4),
         };
         let b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h));

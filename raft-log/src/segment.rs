@@ -62,7 +62,7 @@ impl Segment {
     /// Term of the entry at `index`, or of the entry before the segment for `first - 1`.
     pub fn term_of(&self, index: u64) -> Option<u64> {
         if index + 1 == self.header.first_index {
-            return Some(self.header.prev_term);
+            return self.header.prev_term;
         }
         self.record(index).map(|r| r.term)
     }

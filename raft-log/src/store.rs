@@ -260,11 +260,10 @@ impl LogStore {
             None => None,
         };
         if let Some(first) = recovered.first() {
-            if first.first_index() > 0 {
-                let physical = LogId {
-                    index: first.first_index() - 1,
-                    term: first.header.prev_term,
-                };
+            if let (Some(term), Some(index)) =
+                (first.header.prev_term, first.first_index().checked_sub(1))
+            {
+                let physical = LogId { index, term };
                 if purged.is_none_or(|p| p.index < physical.index) {
                     purged = Some(physical);
                 }
@@ -424,7 +423,7 @@ impl LogStore {
             let prev_term = st
                 .purged
                 .filter(|p| p.index + 1 == first.index)
-                .map_or(0, |p| p.term);
+                .map(|p| p.term);
             let header = SegmentHeader {
                 base_position: 0,
                 first_index: first.index,
@@ -496,7 +495,7 @@ impl LogStore {
         let header = SegmentHeader {
             base_position: seg.base() + seg.size,
             first_index: seg.next_index(),
-            prev_term: seg.records.last().map_or(seg.header.prev_term, |r| r.term),
+            prev_term: seg.records.last().map(|r| r.term).or(seg.header.prev_term),
         };
         self.push_segment(st, header, self.shared.config.segment_size)
     }
@@ -692,7 +691,7 @@ impl LogStore {
                 let header = SegmentHeader {
                     base_position: last.base() + last.size,
                     first_index: upto.index + 1,
-                    prev_term: upto.term,
+                    prev_term: Some(upto.term),
                 };
                 self.push_segment(&mut st, header, self.shared.config.segment_size)?;
                 self.shared.flusher.mark_synced();

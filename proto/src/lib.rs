@@ -1,0 +1,44 @@
+//! raftmq's own gRPC API, generated at build time from `proto/raftmq/v1/*.proto`.
+//!
+//! - [`BrokerService`]: producers, consumers and admin tools talk to a broker (client port).
+//! - [`NameService`]: brokers register, clients look up routes and watch them change.
+//! - [`RaftService`]: replication between the replicas of one broker group.
+//!
+//! Outcomes travel in the response body as a [`v1::ResponseStatus`] (code, remark and a typed
+//! detail such as the leader hint of `NOT_LEADER`); gRPC status codes are left for transport
+//! failures. Every `bytes` field is a [`prost::bytes::Bytes`] and every `map` a `BTreeMap`.
+//!
+//! This crate holds the wire contract only (plus the encoding of message ids, which is part
+//! of it); conversions to openraft and broker types belong to their users.
+
+pub mod msg_id;
+mod status;
+
+/// Generated messages, enums, clients and servers of package `raftmq.v1`.
+#[allow(clippy::all, clippy::pedantic, clippy::unwrap_used, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("raftmq.v1");
+}
+
+pub use v1::broker_service_client::BrokerServiceClient;
+pub use v1::broker_service_server::{BrokerService, BrokerServiceServer};
+pub use v1::name_service_client::NameServiceClient;
+pub use v1::name_service_server::{NameService, NameServiceServer};
+pub use v1::raft_service_client::RaftServiceClient;
+pub use v1::raft_service_server::{RaftService, RaftServiceServer};
+
+pub use msg_id::{MsgIdError, OffsetMsgId};
+
+/// Encoded `FileDescriptorSet` of every raftmq.v1 file, for a gRPC reflection service
+/// (`tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(..)`).
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("raftmq_v1_descriptor");
+
+/// `Message.queue_id` that lets the broker choose the queue.
+pub const ANY_QUEUE: i32 = -1;
+
+/// `TopicConfig.perm` bit: consumers may read (RocketMQ `PermName.PERM_READ`).
+pub const PERM_READ: u32 = 4;
+/// `TopicConfig.perm` bit: producers may write (RocketMQ `PermName.PERM_WRITE`).
+pub const PERM_WRITE: u32 = 2;
+/// `TopicConfig.perm` bit: inherited from a template topic (RocketMQ `PermName.PERM_INHERIT`).
+pub const PERM_INHERIT: u32 = 1;
