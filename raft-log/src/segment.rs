@@ -167,14 +167,6 @@ impl Segment {
             .sync_data()
             .map_err(|e| Error::io("fsync", &self.idx_path, e))
     }
-
-    /// The whole entry at `rec`, checked against the record: header checksum, index, term,
-    /// position, size and body checksum.
-    pub fn checked_entry(&self, index: u64, rec: &IndexRecord) -> Result<(EntryHeader, usize)> {
-        let offset = rec.position - self.base();
-        check_entry(&self.map, offset, self.base(), index, Some(rec))
-            .map_err(|what| Error::corrupt(&self.data_path, offset, what))
-    }
 }
 
 /// Checks the entry at file offset `offset` of a segment's bytes; returns its header and the

@@ -370,9 +370,9 @@ impl LogStore {
     }
 
     /// Turns the outcome of a write into the caller's result: success takes a sequence number
-    /// (while the state lock is still held, so sequence order is write order); failure marks
-    /// the store failed.
-    fn finish_write(&self, st: &mut State, result: Result<u64>) -> Result<Appended> {
+    /// while the state lock is still held (`_locked` proves it), so sequence order is write
+    /// order; failure marks the store failed.
+    fn finish_write(&self, _locked: &mut State, result: Result<u64>) -> Result<Appended> {
         match result {
             Ok(end_position) => Ok(Appended {
                 seq: self.shared.flusher.written(),
@@ -383,7 +383,6 @@ impl LogStore {
                     warn!(error = %e, "raft log write failed; the store accepts no more writes until reopened");
                     self.shared.flusher.fail(e.to_string());
                 }
-                let _ = st;
                 Err(e)
             }
         }
@@ -535,17 +534,21 @@ impl LogStore {
 
     /// Reads the entry at `index`, checking both checksums.
     pub fn read(&self, index: u64) -> Result<Entry> {
-        let st = self.read_state();
-        if st.first_index().is_none_or(|f| index < f) {
-            return Err(st.range_error(index));
-        }
-        let seg = st
-            .segment_for_index(index)
-            .ok_or_else(|| st.range_error(index))?;
-        let rec = *seg.record(index).ok_or_else(|| st.range_error(index))?;
-        let (header, body_at) = seg.checked_entry(index, &rec)?;
-        let map = seg.map.clone();
-        drop(st);
+        let (rec, map, base, path) = {
+            let st = self.read_state();
+            if st.first_index().is_none_or(|f| index < f) {
+                return Err(st.range_error(index));
+            }
+            let seg = st
+                .segment_for_index(index)
+                .ok_or_else(|| st.range_error(index))?;
+            let rec = *seg.record(index).ok_or_else(|| st.range_error(index))?;
+            (rec, seg.map.clone(), seg.base(), seg.data_path.clone())
+        };
+        // Checksums are computed outside the lock so readers never hold up appends.
+        let offset = rec.position - base;
+        let (header, body_at) = segment::check_entry(&map, offset, base, index, Some(&rec))
+            .map_err(|what| Error::corrupt(path, offset, what))?;
         let body_end = body_at + header.body_len();
         Ok(Entry {
             index,

@@ -1,0 +1,63 @@
+//! "Did you mean ...?" for unknown keys.
+
+/// The candidate nearest to `key` by edit distance, if it is near enough to be a plausible
+/// typo: at most 2 edits, or a quarter of the key's length for long keys. Letter case is
+/// ignored (`listenport` is one slip away from `listenPort`, not several). Ties go to the
+/// earlier candidate, so callers list their preferred names first.
+pub(crate) fn nearest<'a>(
+    key: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (key.chars().count() / 4).max(2);
+    let mut best: Option<(usize, &'a str)> = None;
+    for candidate in candidates {
+        let distance = edit_distance(key, candidate);
+        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over characters, ignoring ASCII case.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    // One row of the classic dynamic-programming table at a time.
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("brokerRol", "brokerRole"), 1);
+        assert_eq!(edit_distance("ListenPORT", "listenPort"), 0);
+    }
+
+    #[test]
+    fn suggests_only_plausible_typos() {
+        let keys = ["brokerRole", "brokerName", "listenPort", "storePathRootDir"];
+        assert_eq!(nearest("brokerRol", keys), Some("brokerRole"));
+        assert_eq!(nearest("listenport", keys), Some("listenPort"));
+        assert_eq!(nearest("brokerNmae", keys), Some("brokerName"));
+        assert_eq!(nearest("storePathRoot", keys), Some("storePathRootDir"));
+        assert_eq!(nearest("flushDiskType", keys), None);
+        assert_eq!(nearest("x", keys), None);
+    }
+}
