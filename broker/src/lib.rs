@@ -1,5 +1,20 @@
 //! The raftmq broker: one replica of one broker group (DESIGN §1, §4).
+//!
+//! A group is one openraft group whose log is the commitlog (`raft-log`):
+//! - [`config`]: the broker's property file (RocketMQ keys and defaults);
+//! - [`command`]: what the leader writes into the log (messages, topics, consumer offsets);
+//! - [`raft`]: the openraft type config, the Raft network (gRPC on the replication port);
+//! - [`state`]: the state machine every replica applies committed entries to: consume
+//!   queues, topic configs, consumer offsets, metadata snapshots;
+//! - [`service`]: the client-facing gRPC `BrokerService` (send, pull, offsets, admin);
+//! - [`node`]: one replica put together: store, Raft, servers, shutdown.
 
+#![warn(clippy::unwrap_used)]
+pub mod command;
 pub mod config;
+pub mod node;
+pub mod raft;
+pub mod service;
+pub mod state;
 
 pub use config::{BrokerConfig, ConfigError};

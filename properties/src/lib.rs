@@ -1,3 +1,4 @@
+#![warn(clippy::unwrap_used)]
 #![warn(missing_docs)]
 //! Java `.properties` files as RocketMQ reads them, and typed keys on top.
 //!

@@ -41,6 +41,8 @@ struct FlushState {
     flushed: u64,
     active: Option<ActiveFiles>,
     waiters: Vec<(u64, FlushCallback)>,
+    /// Highest sequence number a blocked thread (or a flush request) wants fsynced.
+    wanted: u64,
     /// Set by the first failed fsync; from then on nothing is reported durable.
     failed: Option<String>,
     shutdown: bool,
@@ -64,6 +66,7 @@ impl Flusher {
                 flushed: 0,
                 active: None,
                 waiters: Vec::new(),
+                wanted: 0,
                 failed: None,
                 shutdown: false,
             }),
@@ -147,6 +150,10 @@ impl Flusher {
     /// Blocks until an fsync covers append `seq`, whatever the mode.
     pub fn wait_fsynced(&self, seq: u64) -> Result<()> {
         let mut st = self.lock();
+        if st.wanted < seq {
+            st.wanted = seq;
+            self.work.notify_one();
+        }
         loop {
             if let Some(why) = &st.failed {
                 return Err(Error::Failed(why.clone()));
@@ -157,10 +164,18 @@ impl Flusher {
             if st.shutdown {
                 return Err(Error::Failed("the store was closed".into()));
             }
-            // A blocking waiter with no callback queued still needs a flush round.
-            st.waiters.push((seq, Box::new(|_| {})));
-            self.work.notify_one();
             st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Asks for an fsync of everything written so far without waiting for it: a segment about
+    /// to be sealed gets most of its dirty pages written before the roll has to sync them
+    /// under the store's lock.
+    pub fn request_flush(&self) {
+        let mut st = self.lock();
+        if st.wanted < st.written {
+            st.wanted = st.written;
+            self.work.notify_one();
         }
     }
 
@@ -201,8 +216,8 @@ impl Flusher {
                         }
                         break; // one last flush of what was written
                     }
-                    // Waiters exist in async mode too: they come from explicit `flush` calls.
-                    if st.failed.is_none() && !st.waiters.is_empty() {
+                    // In async mode, only explicit `flush` calls and flush requests wait.
+                    if st.failed.is_none() && (!st.waiters.is_empty() || st.wanted > st.flushed) {
                         break;
                     }
                     match self.mode {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 pub use memmap2::Mmap;
 
 /// One open file of the store.
+#[allow(clippy::len_without_is_empty)]
 pub trait LogFile: Send + Sync {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;

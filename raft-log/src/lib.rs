@@ -10,6 +10,7 @@
 //! - [`fs`]: the file-system seam, with a fault-injecting implementation for tests;
 //! - [`inspect`]: a read-only scan of a store directory (`raft-log-dump`).
 
+#![warn(clippy::unwrap_used)]
 #![deny(unsafe_code)]
 
 pub mod error;
@@ -18,6 +19,7 @@ pub mod format;
 pub mod fs;
 pub mod inspect;
 pub mod meta;
+pub mod raft;
 mod segment;
 pub mod store;
 

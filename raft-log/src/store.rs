@@ -392,11 +392,16 @@ impl LogStore {
         let Some(first) = entries.first() else {
             return Ok(st.segments.last().map_or(0, |s| s.end_position()));
         };
-        let last = st.last_log_id();
-        if let Some(last) = last {
-            if first.index != last.index + 1 {
+        // The next index is fixed by the last entry, the purge point, or (a log truncated to
+        // nothing) the segment it was truncated in; only a brand-new store starts anywhere.
+        let expected = match st.last_log_id() {
+            Some(last) => Some(last.index + 1),
+            None => st.segments.last().map(|s| s.next_index()),
+        };
+        if let Some(expected) = expected {
+            if first.index != expected {
                 return Err(Error::NotContiguous {
-                    last: last.index,
+                    last: expected.wrapping_sub(1),
                     got: first.index,
                 });
             }
@@ -468,7 +473,14 @@ impl LogStore {
                         .segments
                         .last_mut()
                         .ok_or_else(|| Error::Failed("no segment".into()))?;
+                    let before = seg.write_offset;
                     seg.append(&buf, &recs, &idx_buf)?;
+                    // Crossing 7/8 of the segment: start flushing it now, so the fsync a roll
+                    // does under the lock finds little left to write.
+                    let mark = seg.size / 8 * 7;
+                    if before < mark && seg.write_offset >= mark {
+                        self.shared.flusher.request_flush();
+                    }
                 }
                 rest = &rest[n..];
                 if !rest.is_empty() {
@@ -562,6 +574,14 @@ impl LogStore {
         })
     }
 
+    /// Where the entry at `index` lives: its header's global position and whole size. The
+    /// state machine uses it to point consume queues at message records inside entries.
+    pub fn locate(&self, index: u64) -> Option<(u64, u32)> {
+        let st = self.read_state();
+        let rec = st.segment_for_index(index)?.record(index)?;
+        Some((rec.position, rec.size))
+    }
+
     /// Reads the entries of `range` that the log holds (indexes outside it are skipped).
     pub fn read_range(&self, range: Range<u64>) -> Result<Vec<Entry>> {
         let (first, last) = {
@@ -630,28 +650,37 @@ impl LogStore {
 
     /// Removes every entry after `index` (a Raft conflict). Durable when it returns.
     pub fn truncate_after(&self, index: u64) -> Result<()> {
+        match index.checked_add(1) {
+            Some(from) => self.truncate_from(from),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the entry at `from` and every entry after it: `truncate_from(0)` empties a log
+    /// that starts at index 0, which `truncate_after` cannot express. Durable when it returns.
+    pub fn truncate_from(&self, from: u64) -> Result<()> {
         self.shared.flusher.check()?;
         let mut st = self.write_state();
-        let result = self.truncate_locked(&mut st, index);
+        let result = self.truncate_locked(&mut st, from);
         if let Err(e) = &result {
             self.shared.flusher.fail(e.to_string());
         }
         result
     }
 
-    fn truncate_locked(&self, st: &mut State, index: u64) -> Result<()> {
-        if st.last_log_id().is_none_or(|l| l.index <= index) {
+    fn truncate_locked(&self, st: &mut State, from: u64) -> Result<()> {
+        if st.last_log_id().is_none_or(|l| l.index < from) {
             return Ok(());
         }
         let dir = &self.shared.config.dir;
         // Newest first, so a crash part-way leaves a shorter but whole log.
-        while st.segments.len() > 1 && st.segments.last().is_some_and(|s| s.first_index() > index) {
+        while st.segments.len() > 1 && st.segments.last().is_some_and(|s| s.first_index() >= from) {
             if let Some(seg) = st.segments.pop() {
                 remove_segment_files(self.shared.fs.as_ref(), &seg)?;
             }
         }
         if let Some(seg) = st.segments.last_mut() {
-            let keep = (index + 1).saturating_sub(seg.first_index()) as usize;
+            let keep = from.saturating_sub(seg.first_index()) as usize;
             seg.truncate_to(keep)?;
             seg.sync()?;
             self.shared.flusher.set_active(ActiveFiles {
@@ -663,7 +692,7 @@ impl LogStore {
             .fs
             .sync_dir(dir)
             .map_err(|e| Error::io("fsync dir", dir, e))?;
-        if st.purged.is_some_and(|p| p.index > index) {
+        if st.purged.is_some_and(|p| p.index >= from) {
             // Only reachable by truncating into purged entries, which Raft never does; keep the
             // purge point consistent with what is left anyway.
             st.purged = None;
@@ -890,8 +919,9 @@ fn open_segment(
             ))
         }
         // The header is made durable before any entry is written, so a last segment without a
-        // whole header holds nothing: it is what a crash during a roll leaves.
-        Err(_) if is_last => {
+        // whole header and with nothing where its first entry would be is what a crash during a
+        // roll leaves. A damaged header in front of entries is corruption, never deleted.
+        Err(_) if is_last && !first_entry_written(data.as_ref(), len) => {
             warn!(path = %data_path.display(), "removing a segment whose creation was interrupted");
             fs.remove(&data_path)
                 .map_err(|e| Error::io("remove", &data_path, e))?;
@@ -994,6 +1024,18 @@ fn open_segment(
         records,
         write_offset,
     }))
+}
+
+/// Whether anything non-zero lies where a segment's first entry header would be.
+fn first_entry_written(data: &dyn crate::fs::LogFile, len: u64) -> bool {
+    let end = (SEGMENT_HEADER_LEN + ENTRY_HEADER_LEN as u64).min(len);
+    if end <= SEGMENT_HEADER_LEN {
+        return false;
+    }
+    let mut buf = vec![0u8; (end - SEGMENT_HEADER_LEN) as usize];
+    // Unreadable counts as written: the caller then reports corruption instead of deleting.
+    data.read_exact_at(&mut buf, SEGMENT_HEADER_LEN)
+        .map_or(true, |()| buf.iter().any(|&b| b != 0))
 }
 
 /// Brings an index file in line with `records`: keeps the first `keep` records on disk (they
@@ -1120,6 +1162,24 @@ mod tests {
         assert_eq!(s.first_index(), Some(101));
         assert_eq!(s.term_of(100), Some(9));
         assert_eq!(s.segments().len(), 1);
+    }
+
+    #[test]
+    fn a_log_truncated_to_nothing_continues_where_it_was_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 4096);
+        s.append(&[entry(1, b"a"), entry(2, b"b"), entry(3, b"c")])
+            .unwrap();
+        s.truncate_after(0).unwrap();
+        assert_eq!(s.last_log_id(), None);
+        assert!(matches!(
+            s.append(&[entry(5, b"x")]),
+            Err(Error::NotContiguous { .. })
+        ));
+        s.append(&[entry(1, b"again")]).unwrap();
+        drop(s);
+        let s = store(dir.path(), 4096);
+        assert_eq!(&s.read(1).unwrap().body[..], b"again");
     }
 
     #[test]

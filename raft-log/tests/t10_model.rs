@@ -11,11 +11,18 @@ use raft_log::{EntryKind, LogId, LogStore, NewEntry};
 #[derive(Debug, Clone)]
 enum Op {
     /// Append this many entries with these body lengths; bump the term first if set.
-    Append { lens: Vec<usize>, new_term: bool },
+    Append {
+        lens: Vec<usize>,
+        new_term: bool,
+    },
     /// Keep entries up to `last - back`.
-    Truncate { back: u64 },
+    Truncate {
+        back: u64,
+    },
     /// Purge up to `first - 1 + ahead` (may go past the end).
-    Purge { ahead: u64 },
+    Purge {
+        ahead: u64,
+    },
     Reopen,
 }
 
@@ -64,7 +71,9 @@ fn check(store: &LogStore, model: &Model) -> Result<(), TestCaseError> {
         prop_assert_eq!(store.term_of(p.index), Some(p.term));
     }
     for (&index, (term, body)) in &model.entries {
-        let e = store.read(index).map_err(|e| TestCaseError::fail(format!("read {index}: {e}")))?;
+        let e = store
+            .read(index)
+            .map_err(|e| TestCaseError::fail(format!("read {index}: {e}")))?;
         prop_assert_eq!(e.term, *term);
         prop_assert_eq!(&e.body[..], &body[..]);
         prop_assert_eq!(e.kind, EntryKind::Normal);

@@ -19,7 +19,9 @@ const SEGMENT: u64 = 4096;
 fn build(dir: &Path, last: u64) -> (PathBuf, u64, Vec<u64>) {
     let store = LogStore::open(sync_config(dir, SEGMENT)).unwrap();
     fill(&store, 1, last);
-    let positions = (1..=last).map(|i| store.read(i).unwrap().position).collect();
+    let positions = (1..=last)
+        .map(|i| store.read(i).unwrap().position)
+        .collect();
     let seg = store.segments().last().cloned().unwrap();
     store.close().unwrap();
     (seg.path, seg.base_position, positions)
@@ -27,7 +29,11 @@ fn build(dir: &Path, last: u64) -> (PathBuf, u64, Vec<u64>) {
 
 /// How many entries lie wholly before global position `cut`.
 fn whole_before(positions: &[u64], cut: u64) -> u64 {
-    positions.iter().enumerate().filter(|(i, &p)| p + entry_len(*i as u64 + 1) <= cut).count() as u64
+    positions
+        .iter()
+        .enumerate()
+        .filter(|(i, &p)| p + entry_len(*i as u64 + 1) <= cut)
+        .count() as u64
 }
 
 fn entry_len(index: u64) -> u64 {
@@ -47,14 +53,22 @@ fn damage(path: &Path, offset: u64, how: Damage) {
         Damage::Truncate => file.set_len(offset).unwrap(),
         Damage::Zero => {
             let len = file.metadata().unwrap().len();
-            file.write_all_at(&vec![0u8; (len - offset) as usize], offset).unwrap();
+            file.write_all_at(&vec![0u8; (len - offset) as usize], offset)
+                .unwrap();
         }
     }
 }
 
 /// Cuts a copy of the store at global position `cut` and checks that reopening keeps exactly
 /// the whole entries before it, and that the store then appends and recovers normally.
-fn cut_and_check(src: &Path, seg_name: &std::ffi::OsStr, base: u64, positions: &[u64], cut: u64, how: Damage) {
+fn cut_and_check(
+    src: &Path,
+    seg_name: &std::ffi::OsStr,
+    base: u64,
+    positions: &[u64],
+    cut: u64,
+    how: Damage,
+) {
     let dir = tempfile::tempdir().unwrap();
     copy_store(src, dir.path());
     damage(&dir.path().join(seg_name), cut - base, how);
@@ -78,7 +92,14 @@ fn torn_tail_at_every_byte_of_the_last_entries() {
     // The last three entries, byte by byte (never before the segment's first entry).
     let from = positions[last as usize - 3].max(base + 64);
     for cut in from..=end {
-        cut_and_check(src.path(), &seg_name, base, &positions, cut, Damage::Truncate);
+        cut_and_check(
+            src.path(),
+            &seg_name,
+            base,
+            &positions,
+            cut,
+            Damage::Truncate,
+        );
     }
     for cut in (from..=end).step_by(7) {
         cut_and_check(src.path(), &seg_name, base, &positions, cut, Damage::Zero);
@@ -101,7 +122,11 @@ proptest! {
 }
 
 fn flip(path: &Path, offset: u64) {
-    let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8; 1];
     file.read_exact_at(&mut b, offset).unwrap();
     b[0] ^= 0x20;
@@ -135,7 +160,11 @@ fn flipped_byte_in_a_sealed_segment_is_an_error_naming_file_and_offset() {
     flip(&first.path, offset + 48 + 3);
     let store = LogStore::open(sync_config(dir.path(), SEGMENT)).unwrap();
     match store.read(victim) {
-        Err(Error::Corrupt { path, offset: at, what }) => {
+        Err(Error::Corrupt {
+            path,
+            offset: at,
+            what,
+        }) => {
             assert_eq!(path, first.path);
             assert_eq!(at, offset);
             assert_eq!(what, Corruption::BodyCrc);
@@ -143,17 +172,32 @@ fn flipped_byte_in_a_sealed_segment_is_an_error_naming_file_and_offset() {
         other => panic!("expected a corruption error, got {other:?}"),
     }
     let message = store.read(victim).unwrap_err().to_string();
-    assert!(message.contains(&first.path.display().to_string()) && message.contains(&offset.to_string()), "{message}");
-    assert_eq!(store.last_log_id().map(|l| l.index), Some(60), "nothing was truncated");
-    assert_eq!(store.read(victim + 1).unwrap().body[..], body_for(victim + 1)[..]);
+    assert!(
+        message.contains(&first.path.display().to_string())
+            && message.contains(&offset.to_string()),
+        "{message}"
+    );
+    assert_eq!(
+        store.last_log_id().map(|l| l.index),
+        Some(60),
+        "nothing was truncated"
+    );
+    assert_eq!(
+        store.read(victim + 1).unwrap().body[..],
+        body_for(victim + 1)[..]
+    );
     drop(store);
 
     // In the last entry of a sealed segment: opening itself refuses, naming file and offset.
     let offset = positions[last_in_first as usize - 1] - first.base_position;
     flip(&first.path, offset + 10);
-    let err = LogStore::open(sync_config(dir.path(), SEGMENT)).err().expect("open must fail");
+    let err = LogStore::open(sync_config(dir.path(), SEGMENT))
+        .err()
+        .expect("open must fail");
     match &err {
-        Error::Corrupt { path, offset: at, .. } => {
+        Error::Corrupt {
+            path, offset: at, ..
+        } => {
             assert_eq!(path, &first.path);
             assert_eq!(*at, offset);
         }
@@ -169,10 +213,30 @@ fn an_entry_that_exactly_fills_a_segment() {
     let half = vec![0xcdu8; 1000];
     let rest = vec![0xefu8; (SEGMENT - 64 - 48 - 1000 - 48) as usize];
     let entries = [
-        NewEntry { index: 1, term: 1, kind: EntryKind::Normal, body: &full },
-        NewEntry { index: 2, term: 1, kind: EntryKind::Normal, body: &half },
-        NewEntry { index: 3, term: 1, kind: EntryKind::Normal, body: &rest },
-        NewEntry { index: 4, term: 2, kind: EntryKind::Blank, body: b"" },
+        NewEntry {
+            index: 1,
+            term: 1,
+            kind: EntryKind::Normal,
+            body: &full,
+        },
+        NewEntry {
+            index: 2,
+            term: 1,
+            kind: EntryKind::Normal,
+            body: &half,
+        },
+        NewEntry {
+            index: 3,
+            term: 1,
+            kind: EntryKind::Normal,
+            body: &rest,
+        },
+        NewEntry {
+            index: 4,
+            term: 2,
+            kind: EntryKind::Blank,
+            body: b"",
+        },
     ];
     store.append(&entries[..1]).unwrap();
     store.append(&entries[1..]).unwrap();
@@ -196,14 +260,29 @@ fn an_entry_larger_than_the_space_left_rolls_and_one_larger_than_a_segment_is_re
     fill(&store, 1, 5);
     let used = store.segments()[0].used_bytes;
     let big = vec![1u8; (SEGMENT - used) as usize]; // header makes it 48 bytes too large
-    store.append(&[NewEntry { index: 6, term: 1, kind: EntryKind::Normal, body: &big }]).unwrap();
+    store
+        .append(&[NewEntry {
+            index: 6,
+            term: 1,
+            kind: EntryKind::Normal,
+            body: &big,
+        }])
+        .unwrap();
     let segs = store.segments();
     assert_eq!(segs.len(), 2);
-    assert_eq!(segs[0].used_bytes, used, "the sealed segment keeps its entries only");
+    assert_eq!(
+        segs[0].used_bytes, used,
+        "the sealed segment keeps its entries only"
+    );
     assert_eq!(segs[1].first_index, 6);
 
     let huge = vec![2u8; SEGMENT as usize];
-    let err = store.append(&[NewEntry { index: 7, term: 1, kind: EntryKind::Normal, body: &huge }]);
+    let err = store.append(&[NewEntry {
+        index: 7,
+        term: 1,
+        kind: EntryKind::Normal,
+        body: &huge,
+    }]);
     assert!(matches!(err, Err(Error::EntryTooLarge { .. })), "{err:?}");
     // A refused entry is not a store failure.
     fill(&store, 7, 8);
@@ -223,7 +302,27 @@ fn a_lost_index_file_is_rebuilt_from_the_data() {
     std::fs::remove_file(first.with_extension("idx")).unwrap();
     let idx = seg_path.with_extension("idx");
     let len = std::fs::metadata(&idx).unwrap().len();
-    OpenOptions::new().write(true).open(&idx).unwrap().set_len(len - 30).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&idx)
+        .unwrap()
+        .set_len(len - 30)
+        .unwrap();
     let store = LogStore::open(sync_config(dir.path(), SEGMENT)).unwrap();
     assert_holds(&store, 1, 50);
+}
+
+#[test]
+fn a_damaged_header_of_the_last_segment_is_an_error_not_a_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seg_path, _, _) = build(dir.path(), 40);
+    flip(&seg_path, 20);
+    let err = LogStore::open(sync_config(dir.path(), SEGMENT))
+        .err()
+        .expect("open must refuse");
+    assert!(
+        matches!(&err, Error::Corrupt { path, offset: 0, .. } if path == &seg_path),
+        "{err}"
+    );
+    assert!(seg_path.exists(), "the segment is still there");
 }

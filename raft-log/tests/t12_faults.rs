@@ -13,7 +13,12 @@ const SEGMENT: u64 = 8192;
 
 fn append_one(store: &LogStore, index: u64) -> Result<(), Error> {
     let body = body_for(index);
-    let a = store.append(&[NewEntry { index, term: 1, kind: EntryKind::Normal, body: &body }])?;
+    let a = store.append(&[NewEntry {
+        index,
+        term: 1,
+        kind: EntryKind::Normal,
+        body: &body,
+    }])?;
     store.wait_flushed(a.seq)
 }
 
@@ -22,7 +27,10 @@ fn append_one(store: &LogStore, index: u64) -> Result<(), Error> {
 fn reopen_and_check(dir: &std::path::Path, acked: u64, attempted: u64) {
     let store = LogStore::open(sync_config(dir, SEGMENT)).expect("reopen after fault");
     let last = store.last_log_id().map_or(0, |l| l.index);
-    assert!(last >= acked && last <= attempted, "last {last}, acked {acked}, attempted {attempted}");
+    assert!(
+        last >= acked && last <= attempted,
+        "last {last}, acked {acked}, attempted {attempted}"
+    );
     assert_holds(&store, 1, last);
     fill(&store, last + 1, last + 2);
 }
@@ -41,7 +49,12 @@ fn disk_full_at_every_byte_of_a_batch() {
         let batch: Vec<NewEntry<'_>> = bodies
             .iter()
             .enumerate()
-            .map(|(i, b)| NewEntry { index: 61 + i as u64, term: 1, kind: EntryKind::Normal, body: b })
+            .map(|(i, b)| NewEntry {
+                index: 61 + i as u64,
+                term: 1,
+                kind: EntryKind::Normal,
+                body: b,
+            })
             .collect();
         let acked = match store.append(&batch) {
             Ok(a) => {
@@ -118,7 +131,9 @@ fn crash_during_roll_leaves_a_headless_segment_that_recovery_removes() {
     let path = dir.path().join(format!("{next:020}.log"));
     std::fs::write(&path, b"RMQLOG").unwrap();
     reopen_and_check(dir.path(), 30, 30);
-    assert!(std::fs::metadata(&path).map(|m| m.len() > 6).unwrap_or(true));
+    assert!(std::fs::metadata(&path)
+        .map(|m| m.len() > 6)
+        .unwrap_or(true));
 }
 
 #[test]
@@ -133,5 +148,8 @@ fn failed_metadata_write_keeps_the_old_value() {
     faults.heal();
     drop(store);
     let store = LogStore::open(sync_config(dir.path(), SEGMENT)).unwrap();
-    assert_eq!(store.meta().load("vote").unwrap().as_deref(), Some(&b"term-3"[..]));
+    assert_eq!(
+        store.meta().load("vote").unwrap().as_deref(),
+        Some(&b"term-3"[..])
+    );
 }

@@ -30,7 +30,12 @@ fn writer_child() {
         let batch: Vec<NewEntry<'_>> = bodies
             .iter()
             .enumerate()
-            .map(|(i, b)| NewEntry { index: index + i as u64, term: 1, kind: EntryKind::Normal, body: b })
+            .map(|(i, b)| NewEntry {
+                index: index + i as u64,
+                term: 1,
+                kind: EntryKind::Normal,
+                body: b,
+            })
             .collect();
         let a = store.append(&batch).unwrap();
         store.wait_flushed(a.seq).unwrap();
@@ -72,7 +77,10 @@ fn kill9_loses_no_flushed_entry() {
                 _ => break,
             }
         }
-        assert!(seen >= want, "writer made too little progress ({seen} acks)");
+        assert!(
+            seen >= want,
+            "writer made too little progress ({seen} acks)"
+        );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         // Acks the child printed before it died also count.
@@ -84,9 +92,14 @@ fn kill9_loses_no_flushed_entry() {
 
         let store = LogStore::open(sync_config(dir.path(), SEGMENT)).unwrap();
         let last = store.last_log_id().map_or(0, |l| l.index);
-        assert!(last >= acked, "round {round}: acked {acked} but the log ends at {last}");
+        assert!(
+            last >= acked,
+            "round {round}: acked {acked} but the log ends at {last}"
+        );
         for index in 1..=last {
-            let e = store.read(index).unwrap_or_else(|e| panic!("read {index}: {e}"));
+            let e = store
+                .read(index)
+                .unwrap_or_else(|e| panic!("read {index}: {e}"));
             assert_eq!(e.body[..], body_for(index)[..]);
         }
     }

@@ -148,16 +148,6 @@ fn conf_roles_match_their_layout() {
 }
 
 #[test]
-fn namesrv_properties_parses() {
-    let pairs = read_file(&conf_dir().join("namesrv.properties")).unwrap();
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|p| (p.key.as_str(), p.value.as_str()))
-        .collect();
-    assert_eq!(pairs, [("listenPort", "9876")]);
-}
-
-#[test]
 fn load_reads_a_file_and_applies_set_on_top() {
     let path = conf_dir().join("dledger/broker-n1.properties");
     let overrides = [

@@ -1,0 +1,347 @@
+//! One replica put together: the store, Raft, the two servers (client port, replication
+//! port), and an orderly shutdown.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use openraft::BasicNode;
+use raft_log::raft::RaftLogStore;
+use raft_log::{FlushMode, LogConfig, LogStore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{info, warn};
+
+use crate::command::LogCommand;
+use crate::config::{BrokerConfig, FlushDiskType};
+use crate::raft::typ::{NodeId, Raft, TypeConfig};
+use crate::service::{BrokerContext, BrokerGrpc};
+use crate::state::{BrokerState, StateMachine};
+
+/// A replica's identity inside its group, and its peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLayout {
+    pub group: String,
+    pub self_id: NodeId,
+    /// Every voter: node id → replication address.
+    pub peers: BTreeMap<NodeId, String>,
+    pub preferred_leader: Option<NodeId>,
+}
+
+/// Turns a DLedger peer id (`n0`, `n1`, ...) into a Raft node id: its trailing number.
+pub fn node_id_of(peer_id: &str) -> Result<NodeId, String> {
+    let digits: String = peer_id
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    if digits.is_empty() {
+        return Err(format!(
+            "peer id {peer_id:?} does not end in a number (use n0, n1, n2, ...)"
+        ));
+    }
+    digits
+        .chars()
+        .rev()
+        .collect::<String>()
+        .parse()
+        .map_err(|_| format!("peer id {peer_id:?} is out of range"))
+}
+
+impl GroupLayout {
+    pub fn from_config(config: &BrokerConfig) -> anyhow::Result<GroupLayout> {
+        let Some(d) = &config.dledger else {
+            bail!(
+                "only the dledger layout (enableDLegerCommitLog=true) runs in this version; \
+                 classic brokerRole layouts arrive with the witness and in-sync set"
+            );
+        };
+        let mut peers = BTreeMap::new();
+        for p in &d.peers {
+            let id = node_id_of(&p.id).map_err(|e| anyhow!("dLegerPeers: {e}"))?;
+            if peers.insert(id, p.addr.to_string()).is_some() {
+                bail!("dLegerPeers: two peers map to node id {id}");
+            }
+        }
+        let self_id = node_id_of(&d.self_id).map_err(|e| anyhow!("dLegerSelfId: {e}"))?;
+        let preferred_leader = match &d.preferred_leader_id {
+            Some(p) => Some(node_id_of(p).map_err(|e| anyhow!("preferredLeaderId: {e}"))?),
+            None => None,
+        };
+        Ok(GroupLayout {
+            group: d.group.clone(),
+            self_id,
+            peers,
+            preferred_leader,
+        })
+    }
+
+    pub fn self_raft_addr(&self) -> Option<&str> {
+        self.peers.get(&self.self_id).map(|s| s.as_str())
+    }
+}
+
+/// How the store flushes, from `flushDiskType` and `flushIntervalCommitLog`.
+fn flush_mode(config: &BrokerConfig) -> FlushMode {
+    match config.flush_disk_type {
+        FlushDiskType::SyncFlush => FlushMode::Sync,
+        FlushDiskType::AsyncFlush => FlushMode::Async {
+            interval: config.flush_interval_commit_log,
+        },
+    }
+}
+
+async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what})"))
+}
+
+/// A running replica. Drop it, or call [`BrokerNode::shutdown`], to stop.
+pub struct BrokerNode {
+    pub raft: Raft,
+    pub state: BrokerState,
+    pub log: LogStore,
+    pub client_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BrokerNode {
+    /// Opens the store, starts Raft and both servers. Returns once both ports listen.
+    pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerNode> {
+        let config = Arc::new(config);
+        let layout = GroupLayout::from_config(&config)?;
+        let raft_addr_text = layout
+            .self_raft_addr()
+            .ok_or_else(|| anyhow!("dLegerSelfId is not among dLegerPeers"))?
+            .to_string();
+
+        // Bind first: a port in use fails start-up before any state is touched.
+        let client_listener = bind(
+            &format!("{}:{}", config.broker_ip1, config.listen_port),
+            "listenPort",
+        )
+        .await?;
+        let raft_listener = bind(&raft_addr_text, "dLegerPeers replication port").await?;
+        let client_addr = client_listener.local_addr()?;
+        let raft_addr = raft_listener.local_addr()?;
+
+        let log_config = LogConfig::new(&config.store_path_commit_log)
+            .segment_size(config.mapped_file_size_commit_log)
+            .flush(flush_mode(&config));
+        let log = LogStore::open(log_config).context("cannot open the commitlog")?;
+        let log_storage =
+            RaftLogStore::<TypeConfig>::new(log.clone()).context("cannot open the Raft log")?;
+        let state_machine =
+            StateMachine::open(log.clone()).context("cannot open the state machine")?;
+        let state = state_machine.state();
+
+        let raft_config = crate::raft::failover::raft_config_default();
+        let network =
+            crate::raft::network::GrpcNetworkFactory::new(layout.group.clone(), layout.self_id);
+        let refusals = network.vote_refusals();
+        let raft = Raft::new(
+            layout.self_id,
+            Arc::new(raft_config),
+            network,
+            log_storage,
+            state_machine,
+        )
+        .await
+        .context("cannot start Raft")?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        // Replication port: Raft RPCs between the replicas.
+        let raft_service = crate::raft::service::RaftGrpcService::new(
+            raft.clone(),
+            layout.group.clone(),
+            layout.self_id,
+        )
+        .with_shutdown(stopped.clone());
+        let mut stop_rx = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let leader_watch = raft_service.leader_watch_server();
+            let result = crate::raft::service::replication_server_builder()
+                .add_service(raft_service.into_server())
+                .add_service(leader_watch)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(raft_listener), async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                warn!(error = %e, "replication server stopped");
+            }
+        }));
+
+        if !raft.is_initialized().await.unwrap_or(false) {
+            tasks.push(tokio::spawn(initialize_when_alone(
+                raft.clone(),
+                layout.clone(),
+                stopped.clone(),
+            )));
+        }
+
+        let ctx = BrokerContext {
+            config: config.clone(),
+            node_id: layout.self_id,
+            client_addr,
+            raft: raft.clone(),
+            state: state.clone(),
+            log: log.clone(),
+            consumers: Default::default(),
+            queue_cursor: Default::default(),
+            counters: Default::default(),
+            booted: Instant::now(),
+            boot_timestamp_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        };
+        tasks.push(tokio::spawn(announce_leadership(
+            ctx.clone(),
+            stopped.clone(),
+        )));
+        tasks.push(crate::raft::failover::spawn_failover_detector(
+            raft.clone(),
+            layout.self_id,
+            layout.group.clone(),
+            layout.preferred_leader,
+            refusals,
+            stopped.clone(),
+        ));
+
+        // Client port: the broker API.
+        let mut stop_rx = stopped.clone();
+        let grpc = BrokerGrpc::new(ctx);
+        tasks.push(tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(grpc.into_server())
+                .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                warn!(error = %e, "client server stopped");
+            }
+        }));
+
+        Ok(BrokerNode {
+            raft,
+            state,
+            log,
+            client_addr,
+            raft_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops taking requests, lets in-flight ones finish, stops Raft, flushes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            warn!(error = %e, "raft shutdown");
+        }
+        self.log.flush().context("final flush of the commitlog")?;
+        Ok(())
+    }
+
+    /// Runs until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+/// How long a replica with an empty log listens for an existing leader before it concludes the
+/// group is new.
+const JOIN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Forms a brand-new group. Only the lowest node id does it, and only if no leader has
+/// contacted it within [`JOIN_GRACE`]: a replica whose store was wiped must rejoin the group it
+/// belonged to, not found a second one (its elections, with a higher term and an empty log,
+/// would keep deposing the real leader).
+async fn initialize_when_alone(
+    raft: Raft,
+    layout: GroupLayout,
+    mut stopped: watch::Receiver<bool>,
+) {
+    if layout.peers.keys().next() != Some(&layout.self_id) {
+        return; // the others wait for the founder (or the existing leader) to reach them
+    }
+    let mut metrics = raft.metrics();
+    let contacted = async {
+        let _ = metrics
+            .wait_for(|m| m.current_leader.is_some() || m.vote.leader_id().term > 0)
+            .await;
+    };
+    tokio::select! {
+        _ = contacted => {
+            info!("an existing group reached this replica; joining it");
+            return;
+        }
+        _ = stopped.wait_for(|s| *s) => return,
+        _ = tokio::time::sleep(JOIN_GRACE) => {}
+    }
+    let members: BTreeMap<NodeId, BasicNode> = layout
+        .peers
+        .iter()
+        .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+        .collect();
+    match raft.initialize(members).await {
+        Ok(()) => info!(group = %layout.group, "formed a new group"),
+        Err(e) => info!(error = %e, "group already initialized"),
+    }
+}
+
+/// When this replica becomes leader, it writes its client address into the log (once per
+/// term), so every replica can send producers to it.
+async fn announce_leadership(ctx: BrokerContext, mut stopped: watch::Receiver<bool>) {
+    let mut metrics = ctx.raft.metrics();
+    let mut announced_term = None;
+    loop {
+        let (leader, term) = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader, m.current_term)
+        };
+        if leader == Some(ctx.node_id) && announced_term != Some(term) {
+            let addr = ctx.client_addr.to_string();
+            match ctx.write(LogCommand::node_info(ctx.node_id, &addr)).await {
+                Ok(_) => {
+                    info!(term, %addr, "leading the group");
+                    announced_term = Some(term);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+            continue;
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_ids() {
+        assert_eq!(node_id_of("n0"), Ok(0));
+        assert_eq!(node_id_of("node12"), Ok(12));
+        assert!(node_id_of("leader").is_err());
+    }
+}

@@ -1,0 +1,631 @@
+//! Fast failover: noticing a dead leader in milliseconds rather than after Raft's election
+//! timeout, and the openraft [`Config`] that goes with it.
+//!
+//! **Detection.** Every voter keeps one `WatchLeader` stream open to the leader it follows
+//! (server side in [`crate::raft::service`]); the leader pings it every 100 ms. When the
+//! leader's process dies, the OS resets its connections and the stream breaks at once. The
+//! follower then *probes*: it dials the leader afresh and asks again. A refused connection, an
+//! UNAVAILABLE answer (Raft stopped) or silence means the leader is gone; an answer "I do not
+//! lead" means leadership moved on and Raft will say where; a fresh stream means a hiccup.
+//! A stream that stays silent for [`PING_SILENCE`] is probed the same way (a frozen host
+//! resets nothing).
+//!
+//! **Election.** openraft 0.9 makes a follower refuse votes while its *leader lease* runs
+//! (`election_timeout_max` since the leader last reached it, `Engine::handle_vote_req`), and
+//! the lease only lapses for a follower whose vote is committed. So on a dead leader every
+//! surviving voter calls `elect()` once at once: that drops its own lease (its vote becomes
+//! its own, uncommitted). The first round splits, by design. Then voters campaign again at
+//! different paces, by rank (voters other than the dead leader, `preferredLeaderId` first,
+//! then by id): rank 0 every [`RETRY`], rank k every `RETRY + k * STAGGER`. The fastest
+//! climbs terms fastest, so its next request carries a higher term than anyone else's vote and
+//! wins: typically one `RETRY` after the leader died. Two rules keep voters from undoing each
+//! other: a voter that has just granted its vote to another candidate waits
+//! ([`GRANT_GRACE`]) for that candidate's first append instead of campaigning over it; and a
+//! voter that a peer refused because the peer's log is ahead stops campaigning, so the peer
+//! (which is the one that can win) gets through. The campaign stops as soon as any leader
+//! other than the dead one is known, or after [`GIVE_UP_AFTER`], leaving the rest to Raft's
+//! own timers.
+//!
+//! The detector must not run on a witness (a voter that never campaigns).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::{Config, ConfigError, ServerState, SnapshotPolicy};
+use proto::v1 as pb;
+use proto::v1::leader_watch_service_client::LeaderWatchServiceClient;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tonic::Code;
+use tracing::{debug, info, warn};
+
+use crate::raft::network::peer_endpoint;
+use crate::raft::typ::{NodeId, Raft, RaftMetrics, Vote};
+
+// ---- openraft configuration ----
+
+/// Recommended heartbeat interval (ms). openraft also uses it as the deadline of every
+/// append, so it must cover a follower's append (and its fsync under `SYNC_FLUSH`) on a loaded
+/// machine. Failure detection does not depend on it: the `WatchLeader` stream does that.
+pub const HEARTBEAT_MS: u64 = 100;
+/// Recommended lower bound of the election timeout (ms); also the deadline of a vote request.
+pub const ELECTION_MIN_MS: u64 = 300;
+/// Recommended upper bound of the election timeout (ms), which is also the leader lease. Raft's
+/// own timers start an election only after lease + timeout = 900..1200 ms without any append
+/// from the leader: a 2-core machine under load can stall a few hundred ms without a spurious
+/// election. A crashed leader is noticed by the detector instead, in milliseconds; these
+/// timers are the fallback for failures nothing reports (a frozen or cut-off host).
+pub const ELECTION_MAX_MS: u64 = 600;
+
+/// openraft's [`Config`] for a broker group, with the given timers (ms).
+///
+/// The log is the commitlog: retention is the broker's job, so openraft never purges on its
+/// own (`max_in_snapshot_log_to_keep = u64::MAX`) and builds a (metadata-only) snapshot only
+/// every 100 000 entries, so a follower that falls behind the purged range can catch up.
+// openraft's own error type, returned once at start-up: its size does not matter.
+#[allow(clippy::result_large_err)]
+pub fn raft_config(
+    heartbeat_ms: u64,
+    election_min_ms: u64,
+    election_max_ms: u64,
+) -> Result<Config, ConfigError> {
+    config_with(heartbeat_ms, election_min_ms, election_max_ms).validate()
+}
+
+/// [`raft_config`] with [`HEARTBEAT_MS`], [`ELECTION_MIN_MS`], [`ELECTION_MAX_MS`].
+pub fn raft_config_default() -> Config {
+    config_with(HEARTBEAT_MS, ELECTION_MIN_MS, ELECTION_MAX_MS)
+}
+
+fn config_with(heartbeat_ms: u64, election_min_ms: u64, election_max_ms: u64) -> Config {
+    Config {
+        cluster_name: "raftmq".into(),
+        heartbeat_interval: heartbeat_ms,
+        election_timeout_min: election_min_ms,
+        election_timeout_max: election_max_ms,
+        // Per-chunk deadline of a snapshot transfer; snapshots hold metadata (topics, offsets)
+        // that can run to megabytes.
+        install_snapshot_timeout: 3_000,
+        // Entries per append; big ones are split by size in the network layer.
+        max_payload_entries: 1_024,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(100_000),
+        max_in_snapshot_log_to_keep: u64::MAX,
+        // Only applies to openraft's automatic purge, which the setting above disables; must
+        // stay >= 1 (openraft computes `purge_end - 1` otherwise).
+        purge_batch_size: 1,
+        ..Config::default()
+    }
+}
+
+// ---- timing of detection and campaign ----
+
+/// A watched stream that brings nothing for this long is probed.
+pub const PING_SILENCE: Duration = Duration::from_millis(500);
+/// Deadline of a probe: connect, ask, get the first ping.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+/// How soon a follower asks again a leader that said it does not lead.
+pub const NOT_LEADER_RETRY: Duration = Duration::from_millis(200);
+/// Pace of the first-ranked voter's campaign; slower ranks add [`STAGGER`] per rank.
+pub const RETRY: Duration = Duration::from_millis(25);
+/// Extra pause per rank between campaign attempts.
+pub const STAGGER: Duration = Duration::from_millis(50);
+/// How long a voter that granted its vote to another candidate waits for that candidate to
+/// win before campaigning again.
+pub const GRANT_GRACE: Duration = Duration::from_millis(100);
+/// After this, the campaign stops and Raft's own election timers take over.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(2);
+
+/// Pause between campaign attempts of a voter of rank `rank`.
+pub fn retry_interval(rank: usize) -> Duration {
+    RETRY + STAGGER * u32::try_from(rank).unwrap_or(u32::MAX / 1_000).min(1_000)
+}
+
+/// Position of `self_id` among the voters that may succeed `dead`: `preferred` first (if it is
+/// one of them), then by id. `None` when `self_id` is not among them.
+pub fn election_rank(
+    self_id: NodeId,
+    dead: NodeId,
+    voters: &[NodeId],
+    preferred: Option<NodeId>,
+) -> Option<usize> {
+    let mut order: Vec<NodeId> = voters.iter().copied().filter(|v| *v != dead).collect();
+    order.sort_unstable();
+    order.dedup();
+    order.sort_by_key(|v| Some(*v) != preferred);
+    order.iter().position(|v| *v == self_id)
+}
+
+// ---- what vote replies said ----
+
+/// Peers that refused this replica's vote request because their log is ahead of its own, with
+/// the term of the refused request. Filled by the network layer
+/// ([`GrpcNetworkFactory::vote_refusals`](crate::raft::network::GrpcNetworkFactory::vote_refusals)),
+/// read by the campaign: a voter that cannot win stops competing.
+#[derive(Clone, Debug, Default)]
+pub struct VoteRefusals {
+    by_peer: Arc<Mutex<BTreeMap<NodeId, u64>>>,
+}
+
+impl VoteRefusals {
+    /// Records that `peer` refused a vote request of `term` because its log is ahead.
+    pub fn log_ahead(&self, peer: NodeId, term: u64) {
+        let mut by_peer = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        let at = by_peer.entry(peer).or_default();
+        *at = (*at).max(term);
+    }
+
+    /// Whether a peer with a longer log refused a request of a term after `term`.
+    pub fn outdone_after(&self, term: u64) -> bool {
+        self.by_peer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|t| *t > term)
+    }
+}
+
+// ---- the campaign's decisions (pure) ----
+
+/// The leader that died: its id and its term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLeader {
+    pub id: NodeId,
+    pub term: u64,
+}
+
+/// What a voter knows when choosing its next move after its leader died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignView {
+    /// The leader Raft knows of (from a committed vote).
+    pub current_leader: Option<NodeId>,
+    /// This replica's vote.
+    pub vote: Vote,
+    /// How long `vote` has been what it is.
+    pub vote_age: Duration,
+    /// A peer whose log is ahead refused one of this campaign's vote requests.
+    pub outdone_by_log: bool,
+}
+
+/// The campaign's next move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignStep {
+    /// A new leader is known: stop.
+    Done(NodeId),
+    /// Start (another) election.
+    Elect,
+    /// Let another candidate try first.
+    Wait,
+}
+
+/// Decides the next move of voter `self_id` in its campaign to replace `dead`.
+pub fn campaign_step(view: &CampaignView, self_id: NodeId, dead: DeadLeader) -> CampaignStep {
+    if let Some(leader) = view.current_leader {
+        if leader != dead.id || view.vote.leader_id.term > dead.term {
+            return CampaignStep::Done(leader);
+        }
+    }
+    if view.outdone_by_log {
+        return CampaignStep::Wait;
+    }
+    let voted_for_other = !view.vote.committed
+        && view.vote.leader_id.term > dead.term
+        && view
+            .vote
+            .leader_id
+            .voted_for
+            .is_some_and(|v| v != self_id && v != dead.id);
+    if voted_for_other && view.vote_age < GRANT_GRACE {
+        return CampaignStep::Wait;
+    }
+    CampaignStep::Elect
+}
+
+/// The leader a voter should watch: known, not itself, with an address. `None` for a
+/// learner, a leader, or while no leader is known.
+fn leader_to_watch(m: &RaftMetrics, self_id: NodeId) -> Option<(DeadLeader, String)> {
+    let leader = m.current_leader?;
+    let membership = m.membership_config.membership();
+    if leader == self_id
+        || m.state != ServerState::Follower
+        || !membership.voter_ids().any(|v| v == self_id)
+    {
+        return None;
+    }
+    let addr = membership.get_node(&leader)?.addr.clone();
+    Some((
+        DeadLeader {
+            id: leader,
+            term: m.current_term,
+        },
+        addr,
+    ))
+}
+
+// ---- the detector ----
+
+/// Starts watching the leader of `group` for replica `self_id` (see the module docs); runs
+/// until `shutdown` turns true (or its sender is dropped) or the Raft stops.
+///
+/// `refusals` is the [`VoteRefusals`] of the replica's `GrpcNetworkFactory`; `preferred` is
+/// `preferredLeaderId`, which campaigns first.
+pub fn spawn_failover_detector(
+    raft: Raft,
+    self_id: NodeId,
+    group: String,
+    preferred: Option<NodeId>,
+    refusals: VoteRefusals,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let detector = Detector {
+        raft,
+        self_id,
+        group: Arc::from(group),
+        preferred,
+        refusals,
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = detector.run() => {}
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    })
+}
+
+struct Detector {
+    raft: Raft,
+    self_id: NodeId,
+    group: Arc<str>,
+    preferred: Option<NodeId>,
+    refusals: VoteRefusals,
+}
+
+/// Why watching a leader ended.
+enum WatchEnd {
+    /// Raft now names another leader or term: watch that one.
+    LeaderChanged,
+    /// Our Raft stopped.
+    RaftStopped,
+    /// The target says it does not lead; Raft will learn who does.
+    NotLeader,
+    /// The target cannot take part in this (an older peer without the service): nothing to
+    /// detect with.
+    Unsupported,
+    /// The leader is gone.
+    Gone(String),
+}
+
+/// A live `WatchLeader` stream.
+type PingStream = tonic::Streaming<pb::LeaderPing>;
+
+impl Detector {
+    async fn run(&self) {
+        let mut metrics = self.raft.metrics();
+        // The leader a campaign already failed to replace: not campaigned against twice.
+        let mut given_up: Option<DeadLeader> = None;
+        loop {
+            let (target, addr) = loop {
+                let found = {
+                    let m = metrics.borrow_and_update();
+                    if m.running_state.is_err() || m.state == ServerState::Shutdown {
+                        return;
+                    }
+                    leader_to_watch(&m, self.self_id).filter(|(t, _)| Some(*t) != given_up)
+                };
+                if let Some(found) = found {
+                    break found;
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            };
+            given_up = None;
+            match self.watch(target, &addr, &mut metrics).await {
+                WatchEnd::LeaderChanged => {}
+                WatchEnd::RaftStopped => return,
+                WatchEnd::NotLeader => {
+                    // Raft will learn who leads. Ask again shortly all the same: this replica
+                    // may have heard of the new leader before the leader's own metrics said so.
+                    let _ = tokio::time::timeout(NOT_LEADER_RETRY, metrics.changed()).await;
+                }
+                WatchEnd::Unsupported => given_up = Some(target),
+                WatchEnd::Gone(why) => {
+                    info!(group = %self.group, leader = target.id, term = target.term, reason = %why,
+                        "leader is gone; campaigning");
+                    if !self.campaign(target, &mut metrics).await {
+                        given_up = Some(target);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Follows `target` until it changes or is found gone.
+    async fn watch(
+        &self,
+        target: DeadLeader,
+        addr: &str,
+        metrics: &mut watch::Receiver<RaftMetrics>,
+    ) -> WatchEnd {
+        let mut stream = match self.open(target, addr).await {
+            Ok(stream) => stream,
+            Err(end) => return end,
+        };
+        debug!(group = %self.group, leader = target.id, term = target.term, "watching the leader");
+        loop {
+            let broken = tokio::select! {
+                biased;
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        return WatchEnd::RaftStopped;
+                    }
+                    let m = metrics.borrow_and_update();
+                    if m.running_state.is_err() {
+                        return WatchEnd::RaftStopped;
+                    }
+                    if leader_to_watch(&m, self.self_id).map(|(t, _)| t) != Some(target) {
+                        return WatchEnd::LeaderChanged;
+                    }
+                    continue;
+                }
+                next = tokio::time::timeout(PING_SILENCE, stream.message()) => match next {
+                    Ok(Ok(Some(_ping))) => continue,
+                    Ok(Ok(None)) => "the leader ended the stream".to_owned(),
+                    Ok(Err(status)) if status.code() == Code::FailedPrecondition => return WatchEnd::NotLeader,
+                    Ok(Err(status)) => format!("stream broke: {}: {}", status.code(), status.message()),
+                    Err(_) => format!("no ping for {PING_SILENCE:?}"),
+                },
+            };
+            debug!(group = %self.group, leader = target.id, reason = %broken, "probing the leader");
+            stream = match self.open(target, addr).await {
+                Ok(stream) => stream,
+                Err(WatchEnd::Gone(why)) => return WatchEnd::Gone(format!("{broken}; then {why}")),
+                Err(end) => return end,
+            };
+        }
+    }
+
+    /// Dials the leader afresh and waits for its first ping.
+    async fn open(&self, target: DeadLeader, addr: &str) -> Result<PingStream, WatchEnd> {
+        let request = pb::WatchLeaderRequest {
+            group: self.group.to_string(),
+            target_node_id: target.id,
+            follower_node_id: self.self_id,
+        };
+        let attempt = async {
+            let endpoint = peer_endpoint(addr)
+                .map_err(|e| WatchEnd::Gone(format!("bad address {addr:?}: {e}")))?;
+            let channel = endpoint
+                .connect()
+                .await
+                .map_err(|e| WatchEnd::Gone(format!("cannot connect to {addr}: {e}")))?;
+            let mut client = LeaderWatchServiceClient::new(channel);
+            let mut stream = client
+                .watch_leader(request)
+                .await
+                .map_err(end_of)?
+                .into_inner();
+            match stream.message().await {
+                Ok(Some(_first_ping)) => Ok(stream),
+                Ok(None) => Err(WatchEnd::Gone("the leader ended the stream".to_owned())),
+                Err(status) => Err(end_of(status)),
+            }
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(WatchEnd::Gone(format!(
+                "no answer from {addr} within {PROBE_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// Campaigns to replace `dead` until a new leader is known (true) or the campaign gives up
+    /// or cannot run (false).
+    async fn campaign(&self, dead: DeadLeader, metrics: &mut watch::Receiver<RaftMetrics>) -> bool {
+        let started = Instant::now();
+        let voters: Vec<NodeId> = metrics
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        let Some(rank) = election_rank(self.self_id, dead.id, &voters, self.preferred) else {
+            return false;
+        };
+        let pace = retry_interval(rank);
+        let mut last_vote: Option<(Vote, Instant)> = None;
+        let mut attempts = 0u32;
+        loop {
+            let now = Instant::now();
+            let step = {
+                let m = metrics.borrow_and_update();
+                if m.running_state.is_err() {
+                    return false;
+                }
+                let since = match last_vote {
+                    Some((vote, since)) if vote == m.vote => since,
+                    _ => now,
+                };
+                last_vote = Some((m.vote, since));
+                let view = CampaignView {
+                    current_leader: m.current_leader,
+                    vote: m.vote,
+                    vote_age: now - since,
+                    outdone_by_log: self.refusals.outdone_after(dead.term),
+                };
+                campaign_step(&view, self.self_id, dead)
+            };
+            match step {
+                CampaignStep::Done(leader) => {
+                    info!(group = %self.group, old_leader = dead.id, new_leader = leader, rank, attempts,
+                        elapsed_ms = started.elapsed().as_millis() as u64, "new leader after failover");
+                    return true;
+                }
+                CampaignStep::Elect => {
+                    attempts += 1;
+                    debug!(group = %self.group, rank, attempts, "starting an election");
+                    if let Err(fatal) = self.raft.trigger().elect().await {
+                        debug!(group = %self.group, error = %fatal, "Raft stopped during the campaign");
+                        return false;
+                    }
+                }
+                CampaignStep::Wait => {}
+            }
+            if started.elapsed() >= GIVE_UP_AFTER {
+                warn!(group = %self.group, old_leader = dead.id, rank, attempts,
+                    "no new leader after {GIVE_UP_AFTER:?}; leaving it to Raft's election timers");
+                return false;
+            }
+            // Until the next attempt, only a new leader interrupts.
+            let next = Instant::now() + pace;
+            loop {
+                tokio::select! {
+                    changed = metrics.changed() => {
+                        if changed.is_err() {
+                            return false;
+                        }
+                        if metrics.borrow().current_leader.is_some_and(|l| l != dead.id) {
+                            break;
+                        }
+                    }
+                    _ = tokio::time::sleep_until(next) => break,
+                }
+            }
+        }
+    }
+}
+
+/// What a failed WatchLeader call says about the target.
+fn end_of(status: tonic::Status) -> WatchEnd {
+    match status.code() {
+        Code::FailedPrecondition => WatchEnd::NotLeader,
+        Code::Unimplemented => WatchEnd::Unsupported,
+        _ => WatchEnd::Gone(format!("{}: {}", status.code(), status.message())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::LeaderId;
+
+    use super::*;
+
+    const DEAD: DeadLeader = DeadLeader { id: 0, term: 5 };
+
+    fn view(current_leader: Option<NodeId>, vote: Vote, vote_age_ms: u64) -> CampaignView {
+        CampaignView {
+            current_leader,
+            vote,
+            vote_age: Duration::from_millis(vote_age_ms),
+            outdone_by_log: false,
+        }
+    }
+
+    #[test]
+    fn recommended_config_is_valid_and_keeps_the_whole_log() {
+        let c = raft_config_default();
+        assert!(c.clone().validate().is_ok());
+        assert_eq!(c.max_in_snapshot_log_to_keep, u64::MAX);
+        assert!(c.purge_batch_size >= 1);
+        assert!(matches!(c.snapshot_policy, SnapshotPolicy::LogsSinceLast(n) if n >= 100_000));
+        assert!(raft_config(50, 150, 300).is_ok());
+        assert!(raft_config(50, 300, 300).is_err());
+        assert!(raft_config(300, 300, 600).is_err());
+    }
+
+    #[test]
+    fn ranks_put_the_preferred_leader_first_then_ids() {
+        let voters = [0, 1, 2, 3, 4];
+        assert_eq!(election_rank(1, 0, &voters, None), Some(0));
+        assert_eq!(election_rank(4, 0, &voters, None), Some(3));
+        assert_eq!(election_rank(3, 0, &voters, Some(3)), Some(0));
+        assert_eq!(election_rank(1, 0, &voters, Some(3)), Some(1));
+        // A preferred leader that is the dead one does not count.
+        assert_eq!(election_rank(1, 0, &voters, Some(0)), Some(0));
+        assert_eq!(election_rank(0, 0, &voters, None), None);
+        assert_eq!(election_rank(9, 0, &voters, None), None);
+        assert!(retry_interval(0) < retry_interval(1) && retry_interval(1) < retry_interval(2));
+        assert_eq!(retry_interval(usize::MAX), retry_interval(1_000));
+    }
+
+    #[test]
+    fn campaign_stops_once_another_leader_is_known() {
+        assert_eq!(
+            campaign_step(&view(Some(2), Vote::new_committed(6, 2), 0), 1, DEAD),
+            CampaignStep::Done(2)
+        );
+        assert_eq!(
+            campaign_step(&view(Some(1), Vote::new_committed(6, 1), 0), 1, DEAD),
+            CampaignStep::Done(1)
+        );
+        // The old leader came back and won a later term: fine too.
+        assert_eq!(
+            campaign_step(&view(Some(0), Vote::new_committed(7, 0), 0), 1, DEAD),
+            CampaignStep::Done(0)
+        );
+        // Still following the dead one: elect.
+        assert_eq!(
+            campaign_step(&view(Some(0), Vote::new_committed(5, 0), 0), 1, DEAD),
+            CampaignStep::Elect
+        );
+    }
+
+    #[test]
+    fn campaign_keeps_electing_while_its_own_candidacy_fails() {
+        assert_eq!(
+            campaign_step(&view(None, Vote::new(8, 1), 500), 1, DEAD),
+            CampaignStep::Elect
+        );
+        let no_node = Vote {
+            leader_id: LeaderId {
+                term: 8,
+                voted_for: None,
+            },
+            committed: false,
+        };
+        assert_eq!(
+            campaign_step(&view(None, no_node, 0), 1, DEAD),
+            CampaignStep::Elect
+        );
+    }
+
+    #[test]
+    fn campaign_gives_a_candidate_it_voted_for_time_to_win() {
+        assert_eq!(
+            campaign_step(&view(None, Vote::new(8, 2), 10), 1, DEAD),
+            CampaignStep::Wait
+        );
+        assert_eq!(
+            campaign_step(&view(None, Vote::new(8, 2), 150), 1, DEAD),
+            CampaignStep::Elect
+        );
+        // A vote for the dead leader or from its own term is no reason to wait.
+        assert_eq!(
+            campaign_step(&view(None, Vote::new(8, 0), 10), 1, DEAD),
+            CampaignStep::Elect
+        );
+        assert_eq!(
+            campaign_step(&view(None, Vote::new(5, 2), 10), 1, DEAD),
+            CampaignStep::Elect
+        );
+    }
+
+    #[test]
+    fn campaign_yields_to_a_peer_with_a_longer_log() {
+        let mut v = view(None, Vote::new(9, 1), 500);
+        v.outdone_by_log = true;
+        assert_eq!(campaign_step(&v, 1, DEAD), CampaignStep::Wait);
+
+        let refusals = VoteRefusals::default();
+        assert!(!refusals.outdone_after(5));
+        refusals.log_ahead(2, 4);
+        assert!(
+            !refusals.outdone_after(5),
+            "a refusal from an earlier campaign"
+        );
+        refusals.log_ahead(2, 7);
+        refusals.log_ahead(2, 6);
+        assert!(refusals.outdone_after(5) && !refusals.outdone_after(7));
+    }
+}

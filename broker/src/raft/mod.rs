@@ -1,0 +1,7 @@
+//! Raft for a broker group: the openraft type config and the network between replicas.
+
+pub mod convert;
+pub mod failover;
+pub mod network;
+pub mod service;
+pub mod typ;

@@ -1,0 +1,399 @@
+//! The client side of Raft between the replicas of a group: openraft's `RaftNetwork` over gRPC
+//! (`raftmq.v1.RaftService` on each peer's replication port).
+//!
+//! One lazily connected [`Channel`] per peer, shared by every client openraft creates for that
+//! peer (openraft makes a new one per replication stream and per election), so a connection
+//! outlives leadership changes and a restarted peer is reconnected on the next call.
+//!
+//! Errors, as openraft wants them:
+//! - the peer cannot be reached, or answers UNAVAILABLE (its Raft stopped) or NOT_FOUND (it is
+//!   not that node of that group): [`RPCError::Unreachable`], so openraft backs off for
+//!   [`GrpcNetwork::backoff`] before retrying;
+//! - no answer within the call's `hard_ttl`: [`RPCError::Timeout`];
+//! - any other transport failure or a malformed reply: [`RPCError::Network`], retried at once;
+//! - a Raft-level refusal (a snapshot chunk out of order): [`RPCError::RemoteError`].
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
+};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{EntryPayload, RPCTypes};
+use proto::RaftServiceClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+use tracing::{debug, warn};
+
+use crate::raft::convert;
+use crate::raft::failover::VoteRefusals;
+use crate::raft::typ::{Node, NodeId, TypeConfig};
+
+/// Largest Raft message either side encodes or decodes. One entry is never split, so this
+/// must exceed the largest command (a batch of messages up to `maxMessageSize` each).
+pub const MAX_RAFT_MESSAGE_BYTES: usize = 256 << 20;
+
+/// An append whose payloads add up to more than this is split (openraft retries with fewer
+/// entries): big batches would otherwise hold up heartbeats on the same connection and risk
+/// the `hard_ttl` of one heartbeat interval.
+const APPEND_SPLIT_BYTES: usize = 16 << 20;
+
+/// HTTP/2 flow-control windows. The default 64 KiB stream window would make a 1 MiB append
+/// wait for 16 window updates; a loopback or LAN peer can take far more in flight.
+pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
+/// See [`STREAM_WINDOW_BYTES`]; shared by every stream of a connection.
+pub const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
+
+/// How long a connection attempt may take; the call's own deadline usually cuts it shorter.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Pause after an unreachable peer before openraft tries it again: short, so a restarted
+/// replica rejoins within a fraction of a second; a refused connect on loopback costs
+/// microseconds, so retrying this often is cheap.
+const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(150);
+
+/// The gRPC endpoint of a peer's replication port (`host:port`), tuned for Raft traffic: no
+/// Nagle delay, large flow-control windows. Connecting is up to the caller.
+pub fn peer_endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES))
+}
+
+/// Builds the clients openraft uses to reach the other replicas of one group.
+///
+/// Clones share the channel cache.
+#[derive(Clone)]
+pub struct GrpcNetworkFactory {
+    /// brokerName: every request names it, so a peer serving another group refuses it.
+    group: Arc<str>,
+    /// This replica's id, for logs and timeout errors.
+    self_id: NodeId,
+    /// One channel per peer, keyed by id and address: a peer whose address changed in a
+    /// membership change gets a new channel.
+    channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+    /// Peers that refused our vote because their log is ahead: the failover campaign reads it.
+    refusals: VoteRefusals,
+}
+
+impl GrpcNetworkFactory {
+    /// A factory for replica `self_id` of group `group` (brokerName).
+    pub fn new(group: impl Into<String>, self_id: NodeId) -> Self {
+        GrpcNetworkFactory {
+            group: Arc::from(group.into()),
+            self_id,
+            channels: Arc::default(),
+            refusals: VoteRefusals::default(),
+        }
+    }
+
+    /// What vote replies said about peers' logs; hand it to
+    /// [`spawn_failover_detector`](crate::raft::failover::spawn_failover_detector).
+    pub fn vote_refusals(&self) -> VoteRefusals {
+        self.refusals.clone()
+    }
+
+    /// The shared channel to `target` at `addr`, created (without connecting) on first use.
+    fn channel(&self, target: NodeId, addr: &str) -> Result<Channel, String> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(channel) = channels.get(&(target, addr.to_owned())) {
+            return Ok(channel.clone());
+        }
+        let endpoint = peer_endpoint(addr)
+            .map_err(|e| format!("bad replication address {addr:?} of node {target}: {e}"))?;
+        let channel = endpoint.connect_lazy();
+        channels.retain(|(id, _), _| *id != target);
+        channels.insert((target, addr.to_owned()), channel.clone());
+        Ok(channel)
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
+    type Network = GrpcNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcNetwork {
+        let client = match self.channel(target, &node.addr) {
+            Ok(channel) => Ok(RaftServiceClient::new(channel)
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)),
+            Err(e) => {
+                warn!(group = %self.group, target, error = %e, "cannot reach Raft peer");
+                Err(e)
+            }
+        };
+        GrpcNetwork {
+            group: self.group.clone(),
+            self_id: self.self_id,
+            target,
+            node: node.clone(),
+            client,
+            refusals: self.refusals.clone(),
+        }
+    }
+}
+
+/// openraft's client for one peer.
+pub struct GrpcNetwork {
+    group: Arc<str>,
+    self_id: NodeId,
+    target: NodeId,
+    /// The peer as membership records it, for error reports.
+    node: Node,
+    /// The gRPC client, or why there is none (an address that is not a valid URI).
+    client: Result<RaftServiceClient<Channel>, String>,
+    refusals: VoteRefusals,
+}
+
+/// The address did not parse: nothing to connect to.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadAddress(String);
+
+impl GrpcNetwork {
+    /// Sends one request with the deadline openraft gave, and sorts failures into the
+    /// [`RPCError`] kinds openraft acts on.
+    async fn call<Req, Resp, E, F, Fut>(
+        &self,
+        action: RPCTypes,
+        option: &RPCOption,
+        request: Req,
+        send: F,
+    ) -> Result<Resp, RPCError<NodeId, Node, E>>
+    where
+        E: Error,
+        F: FnOnce(RaftServiceClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let ttl = option.hard_ttl();
+        let client = self
+            .client
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&BadAddress(e))))?;
+        let mut request = tonic::Request::new(request);
+        // The peer abandons the call at the same deadline.
+        request.set_timeout(ttl);
+        match tokio::time::timeout(ttl, send(client, request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(self.status_error(action, status)),
+            Err(_elapsed) => Err(self.timeout(action, ttl)),
+        }
+    }
+
+    fn timeout<E: Error>(&self, action: RPCTypes, ttl: Duration) -> RPCError<NodeId, Node, E> {
+        RPCError::Timeout(Timeout {
+            action,
+            id: self.self_id,
+            target: self.target,
+            timeout: ttl,
+        })
+    }
+
+    fn status_error<E: Error>(
+        &self,
+        action: RPCTypes,
+        status: tonic::Status,
+    ) -> RPCError<NodeId, Node, E> {
+        debug!(group = %self.group, target = self.target, addr = %self.node.addr, %action,
+            code = ?status.code(), message = status.message(), "Raft RPC failed");
+        match status.code() {
+            // Connection refused or reset, peer's Raft stopped, or not the node we meant.
+            Code::Unavailable | Code::NotFound => RPCError::Unreachable(Unreachable::new(&status)),
+            Code::DeadlineExceeded => self.timeout(action, Duration::ZERO),
+            Code::InvalidArgument => {
+                warn!(group = %self.group, target = self.target, %action, message = status.message(),
+                    "peer refused a Raft request as malformed");
+                RPCError::Network(NetworkError::new(&status))
+            }
+            _ => RPCError::Network(NetworkError::new(&status)),
+        }
+    }
+
+    fn malformed_reply<E: Error>(&self, e: convert::WireError) -> RPCError<NodeId, Node, E> {
+        warn!(group = %self.group, target = self.target, error = %e, "malformed Raft reply");
+        RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+/// How many leading entries of `req` fit in [`APPEND_SPLIT_BYTES`] (at least one), or `None`
+/// when all of them do.
+fn entries_that_fit(req: &AppendEntriesRequest<TypeConfig>) -> Option<u64> {
+    let mut bytes = 0usize;
+    for (i, entry) in req.entries.iter().enumerate() {
+        bytes += match &entry.payload {
+            EntryPayload::Normal(cmd) => cmd.0.len(),
+            _ => 64,
+        };
+        if bytes > APPEND_SPLIT_BYTES {
+            return Some(i.max(1) as u64).filter(|_| req.entries.len() > 1);
+        }
+    }
+    None
+}
+
+impl RaftNetwork<TypeConfig> for GrpcNetwork {
+    async fn append_entries(
+        &mut self,
+        req: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        if let Some(fit) = entries_that_fit(&req) {
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit),
+            ));
+        }
+        let pb = convert::append_request_to_pb(&self.group, self.target, &req);
+        let resp = self
+            .call(
+                RPCTypes::AppendEntries,
+                &option,
+                pb,
+                |mut c, r| async move { c.append_entries(r).await },
+            )
+            .await?;
+        convert::append_response_from_pb(&resp).map_err(|e| self.malformed_reply(e))
+    }
+
+    async fn vote(
+        &mut self,
+        req: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        let pb = convert::vote_request_to_pb(&self.group, self.target, &req);
+        let resp = self
+            .call(RPCTypes::Vote, &option, pb, |mut c, r| async move {
+                c.vote(r).await
+            })
+            .await?;
+        let resp = convert::vote_response_from_pb(&resp).map_err(|e| self.malformed_reply(e))?;
+        if !resp.vote_granted && resp.last_log_id > req.last_log_id {
+            self.refusals
+                .log_ahead(self.target, req.vote.leader_id.term);
+        }
+        Ok(resp)
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        req: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        let pb = convert::snapshot_request_to_pb(&self.group, self.target, &req);
+        let resp = self
+            .call(
+                RPCTypes::InstallSnapshot,
+                &option,
+                pb,
+                |mut c, r| async move { c.install_snapshot(r).await },
+            )
+            .await?;
+        match convert::snapshot_response_from_pb(&resp) {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(refused)) => Err(RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                RaftError::APIError(refused),
+            ))),
+            Err(e) => Err(self.malformed_reply(e)),
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(UNREACHABLE_BACKOFF))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use openraft::{CommittedLeaderId, Vote};
+
+    use super::*;
+    use crate::command::LogCommand;
+    use crate::raft::typ::{Entry, LogId};
+
+    fn append_of(sizes: &[usize]) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 0),
+            prev_log_id: None,
+            entries: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Entry {
+                    log_id: LogId::new(CommittedLeaderId::new(1, 0), i as u64),
+                    payload: EntryPayload::Normal(LogCommand(Bytes::from(vec![0u8; *n]))),
+                })
+                .collect(),
+            leader_commit: None,
+        }
+    }
+
+    #[test]
+    fn big_appends_are_split_but_one_entry_always_goes() {
+        let mb = 1 << 20;
+        assert_eq!(entries_that_fit(&append_of(&[])), None);
+        assert_eq!(entries_that_fit(&append_of(&[mb; 16])), None);
+        assert_eq!(entries_that_fit(&append_of(&[mb; 40])), Some(16));
+        assert_eq!(entries_that_fit(&append_of(&[40 * mb])), None);
+        assert_eq!(entries_that_fit(&append_of(&[40 * mb, 1])), Some(1));
+    }
+
+    #[tokio::test]
+    async fn unreachable_peer_is_reported_as_unreachable() {
+        // Bound then released: nothing listens there.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("ephemeral port");
+        let mut factory = GrpcNetworkFactory::new("g", 0);
+        let mut net = factory
+            .new_client(
+                1,
+                &Node {
+                    addr: addr.to_string(),
+                },
+            )
+            .await;
+        let req = VoteRequest {
+            vote: Vote::new(1, 0),
+            last_log_id: None,
+        };
+        let err = net
+            .vote(req, RPCOption::new(Duration::from_secs(2)))
+            .await
+            .expect_err("nobody listens");
+        assert!(matches!(err, RPCError::Unreachable(_)), "{err:?}");
+
+        let mut bad = factory
+            .new_client(
+                2,
+                &Node {
+                    addr: "not a host:port/\u{0}".into(),
+                },
+            )
+            .await;
+        let req = VoteRequest {
+            vote: Vote::new(1, 0),
+            last_log_id: None,
+        };
+        let err = bad
+            .vote(req, RPCOption::new(Duration::from_secs(1)))
+            .await
+            .expect_err("bad address");
+        assert!(matches!(err, RPCError::Unreachable(_)), "{err:?}");
+    }
+}

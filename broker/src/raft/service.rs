@@ -1,0 +1,303 @@
+//! The server side of Raft between the replicas of a group, mounted on the replication port:
+//! `raftmq.v1.RaftService` (openraft's RPCs) and `raftmq.v1.LeaderWatchService` (the stream
+//! followers watch to notice a dead leader at once, see [`crate::raft::failover`]).
+//!
+//! Every request names its group and target node; a replica that is not that node of that
+//! group answers NOT_FOUND (a restarted process may have taken over a stale address). A
+//! replica whose Raft has stopped answers UNAVAILABLE. Both reach openraft as "unreachable".
+//! Malformed requests answer INVALID_ARGUMENT. Raft-level refusals travel in the reply.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use openraft::error::{Fatal, RaftError};
+use openraft::ServerState;
+use proto::v1 as pb;
+use proto::v1::leader_watch_service_server::{LeaderWatchService, LeaderWatchServiceServer};
+use proto::{RaftService, RaftServiceServer};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+use tracing::{debug, info};
+
+use crate::raft::convert;
+use crate::raft::network::{CONNECTION_WINDOW_BYTES, MAX_RAFT_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
+use crate::raft::typ::{NodeId, Raft, RaftMetrics};
+
+/// How often a leader pings each follower watching it. A follower that misses several pings
+/// probes the leader; a dead leader is normally noticed much sooner, by the broken stream.
+pub const LEADER_PING_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A `tonic` server builder tuned for the replication port: no Nagle delay and HTTP/2 windows
+/// large enough for big appends (see [`STREAM_WINDOW_BYTES`]).
+pub fn replication_server_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+}
+
+/// One replica's Raft RPC endpoint: hands requests addressed to it to its [`Raft`].
+#[derive(Clone)]
+pub struct RaftGrpcService {
+    raft: Raft,
+    /// brokerName this replica belongs to.
+    group: Arc<str>,
+    /// This replica's Raft node id.
+    self_id: NodeId,
+    /// Turns true when the node shuts down: ends WatchLeader streams, which would otherwise
+    /// hold a graceful server shutdown open for as long as this node leads.
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+impl RaftGrpcService {
+    /// The endpoint of replica `self_id` of `group` (brokerName).
+    pub fn new(raft: Raft, group: impl Into<String>, self_id: NodeId) -> Self {
+        RaftGrpcService {
+            raft,
+            group: Arc::from(group.into()),
+            self_id,
+            shutdown: None,
+        }
+    }
+
+    /// Ends every WatchLeader stream (UNAVAILABLE) once `shutdown` turns true (or its sender
+    /// is dropped), so a graceful server shutdown does not wait for them; the followers then
+    /// start their election at once.
+    pub fn with_shutdown(mut self, shutdown: watch::Receiver<bool>) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// The `RaftService` server, with message limits that fit the largest append.
+    pub fn into_server(self) -> RaftServiceServer<RaftGrpcService> {
+        RaftServiceServer::new(self)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+    }
+
+    /// The `LeaderWatchService` server; mount it next to [`RaftGrpcService::into_server`].
+    pub fn leader_watch_server(&self) -> LeaderWatchServiceServer<RaftGrpcService> {
+        LeaderWatchServiceServer::new(self.clone())
+    }
+
+    /// Refuses a request meant for another node or another group.
+    fn check_target(&self, group: &str, target: NodeId) -> Result<(), Status> {
+        if group == &*self.group && target == self.self_id {
+            return Ok(());
+        }
+        Err(Status::not_found(format!(
+            "this is Raft node {} of group {:?}, not node {target} of group {group:?}",
+            self.self_id, self.group
+        )))
+    }
+
+    fn stopped(&self, fatal: &Fatal<NodeId>) -> Status {
+        Status::unavailable(format!(
+            "Raft of node {} in group {:?} is not running: {fatal}",
+            self.self_id, self.group
+        ))
+    }
+
+    /// Maps openraft's error for an RPC: a Raft-level refusal goes to `api`, a stopped Raft
+    /// is UNAVAILABLE.
+    fn raft_error<E>(&self, e: RaftError<NodeId, E>, api: impl FnOnce(E) -> Status) -> Status {
+        match e {
+            RaftError::APIError(e) => api(e),
+            RaftError::Fatal(fatal) => self.stopped(&fatal),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl RaftService for RaftGrpcService {
+    async fn append_entries(
+        &self,
+        request: Request<pb::AppendEntriesRequest>,
+    ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        let req = request.into_inner();
+        self.check_target(&req.group, req.target_node_id)?;
+        let req = convert::append_request_from_pb(&req)?;
+        let resp = self
+            .raft
+            .append_entries(req)
+            .await
+            .map_err(|e| self.raft_error(e, |never| match never {}))?;
+        Ok(Response::new(convert::append_response_to_pb(&resp)))
+    }
+
+    async fn vote(
+        &self,
+        request: Request<pb::VoteRequest>,
+    ) -> Result<Response<pb::VoteResponse>, Status> {
+        let req = request.into_inner();
+        self.check_target(&req.group, req.target_node_id)?;
+        let req = convert::vote_request_from_pb(&req)?;
+        let resp = self
+            .raft
+            .vote(req)
+            .await
+            .map_err(|e| self.raft_error(e, |never| match never {}))?;
+        Ok(Response::new(convert::vote_response_to_pb(&resp)))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<pb::InstallSnapshotRequest>,
+    ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
+        let req = request.into_inner();
+        self.check_target(&req.group, req.target_node_id)?;
+        let req = convert::snapshot_request_from_pb(&req)?;
+        let outcome = match self.raft.install_snapshot(req).await {
+            Ok(resp) => Ok(resp),
+            Err(RaftError::APIError(openraft::error::InstallSnapshotError::SnapshotMismatch(
+                m,
+            ))) => Err(m),
+            Err(RaftError::Fatal(fatal)) => return Err(self.stopped(&fatal)),
+        };
+        Ok(Response::new(convert::snapshot_response_to_pb(&outcome)))
+    }
+
+    async fn join_group(
+        &self,
+        _request: Request<pb::JoinGroupRequest>,
+    ) -> Result<Response<pb::JoinGroupResponse>, Status> {
+        Err(Status::unimplemented(
+            "JoinGroup: classic layouts (brokerRole without dLegerPeers) are not supported yet",
+        ))
+    }
+
+    async fn timeout_now(
+        &self,
+        _request: Request<pb::TimeoutNowRequest>,
+    ) -> Result<Response<pb::TimeoutNowResponse>, Status> {
+        // openraft 0.9 has no leadership transfer: the other voters refuse a campaign while
+        // their leader lease runs, so "elect now" would only depose the leader, not hand over.
+        Err(Status::unimplemented(
+            "TimeoutNow: leadership transfer is not supported yet",
+        ))
+    }
+}
+
+/// Why this node cannot (or can no longer) answer a WatchLeader stream; `None` while it leads
+/// in `term` (or in any term, when `term` is `None`).
+fn not_leading(metrics: &RaftMetrics, self_id: NodeId, term: Option<u64>) -> Option<Status> {
+    if let Err(fatal) = &metrics.running_state {
+        return Some(Status::unavailable(format!("Raft is not running: {fatal}")));
+    }
+    if metrics.state == ServerState::Shutdown {
+        return Some(Status::unavailable("Raft is shutting down"));
+    }
+    let leading = metrics.state == ServerState::Leader && metrics.current_leader == Some(self_id);
+    if !leading || term.is_some_and(|t| t != metrics.current_term) {
+        return Some(Status::failed_precondition(format!(
+            "node {self_id} does not lead (term {}, leader {:?})",
+            metrics.current_term, metrics.current_leader
+        )));
+    }
+    None
+}
+
+/// Where a WatchLeader stream is.
+struct PingState {
+    metrics: watch::Receiver<RaftMetrics>,
+    ticks: tokio::time::Interval,
+    self_id: NodeId,
+    term: u64,
+    /// See [`RaftGrpcService::with_shutdown`].
+    shutdown: Option<watch::Receiver<bool>>,
+    /// The stream has sent its last item.
+    finished: bool,
+}
+
+/// Resolves once the node shuts down; never without a shutdown signal.
+async fn shutting_down(shutdown: &mut Option<watch::Receiver<bool>>) {
+    match shutdown {
+        Some(rx) => {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Pings while this node leads in `term`; ends with the status that says why it stopped.
+fn leader_pings(
+    metrics: watch::Receiver<RaftMetrics>,
+    self_id: NodeId,
+    term: u64,
+    shutdown: Option<watch::Receiver<bool>>,
+) -> impl Stream<Item = Result<pb::LeaderPing, Status>> + Send + 'static {
+    let mut ticks = tokio::time::interval(LEADER_PING_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = PingState {
+        metrics,
+        ticks,
+        self_id,
+        term,
+        shutdown,
+        finished: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.finished {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                // Shutting down or a change of leadership wins over a due ping.
+                biased;
+                _ = shutting_down(&mut st.shutdown) => {
+                    st.finished = true;
+                    return Some((Err(Status::unavailable("the node is shutting down")), st));
+                }
+                changed = st.metrics.changed() => {
+                    let status = match changed {
+                        Err(_) => Some(Status::unavailable("Raft has stopped")),
+                        Ok(()) => not_leading(&st.metrics.borrow_and_update(), st.self_id, Some(st.term)),
+                    };
+                    if let Some(status) = status {
+                        st.finished = true;
+                        return Some((Err(status), st));
+                    }
+                }
+                _ = st.ticks.tick() => {
+                    let ping = pb::LeaderPing {
+                        term: st.term,
+                        leader_node_id: st.self_id,
+                        interval_ms: LEADER_PING_INTERVAL.as_millis() as u32,
+                    };
+                    return Some((Ok(ping), st));
+                }
+            }
+        }
+    })
+}
+
+#[tonic::async_trait]
+impl LeaderWatchService for RaftGrpcService {
+    type WatchLeaderStream =
+        Pin<Box<dyn Stream<Item = Result<pb::LeaderPing, Status>> + Send + 'static>>;
+
+    async fn watch_leader(
+        &self,
+        request: Request<pb::WatchLeaderRequest>,
+    ) -> Result<Response<Self::WatchLeaderStream>, Status> {
+        let req = request.into_inner();
+        self.check_target(&req.group, req.target_node_id)?;
+        if self.shutdown.as_ref().is_some_and(|rx| *rx.borrow()) {
+            return Err(Status::unavailable("the node is shutting down"));
+        }
+        let mut metrics = self.raft.metrics();
+        let term = {
+            let m = metrics.borrow_and_update();
+            if let Some(status) = not_leading(&m, self.self_id, None) {
+                debug!(group = %self.group, follower = req.follower_node_id, %status, "refused a leader watch");
+                return Err(status);
+            }
+            m.current_term
+        };
+        info!(group = %self.group, follower = req.follower_node_id, term, "follower watches this leader");
+        let pings = leader_pings(metrics, self.self_id, term, self.shutdown.clone());
+        Ok(Response::new(Box::pin(pings)))
+    }
+}

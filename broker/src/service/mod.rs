@@ -1,0 +1,278 @@
+//! The client-facing gRPC `BrokerService`: parse a request, check it, then act through Raft
+//! (writes) or the state machine (reads). One file per concern: [`send`], [`pull`],
+//! [`admin`] (topics, offsets, status), [`consumers`] (group membership for rebalancing).
+
+pub mod admin;
+pub mod consumers;
+pub mod pull;
+pub mod send;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ServerState;
+use proto::v1::broker_service_server::BrokerService as BrokerServiceApi;
+use proto::v1::{self as pb, LeaderHint, ResponseCode, ResponseStatus};
+use raft_log::LogStore;
+use tonic::{Request, Response, Status};
+
+use crate::command::LogCommand;
+use crate::config::BrokerConfig;
+use crate::raft::typ::{ApplyResult, NodeId, Raft};
+use crate::state::BrokerState;
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct BrokerContext {
+    pub config: Arc<BrokerConfig>,
+    /// This replica's Raft node id.
+    pub node_id: NodeId,
+    /// This replica's client address (`brokerIP1:listenPort`), as message ids carry it.
+    pub client_addr: SocketAddr,
+    pub raft: Raft,
+    pub state: BrokerState,
+    pub log: LogStore,
+    pub consumers: Arc<consumers::ConsumerGroups>,
+    pub queue_cursor: Arc<send::QueueCursor>,
+    pub counters: Arc<Counters>,
+    pub booted: Instant,
+    pub boot_timestamp_ms: i64,
+}
+
+/// Running totals for `brokerStatus`.
+#[derive(Default)]
+pub struct Counters {
+    pub put: std::sync::atomic::AtomicU64,
+    pub got: std::sync::atomic::AtomicU64,
+}
+
+/// Why a write through Raft did not produce a result.
+pub(crate) enum WriteFailure {
+    /// Not the leader (or leadership lost mid-way): the caller gets NOT_LEADER.
+    NotLeader(LeaderHint),
+    /// Raft is shutting down, or another failure: SERVICE_NOT_AVAILABLE.
+    Unavailable(String),
+}
+
+impl WriteFailure {
+    pub(crate) fn status(self) -> ResponseStatus {
+        match self {
+            WriteFailure::NotLeader(hint) => ResponseStatus::not_leader(
+                hint,
+                "this replica is not the group's leader; retry on the leader",
+            ),
+            WriteFailure::Unavailable(why) => {
+                ResponseStatus::new(ResponseCode::ServiceNotAvailable, why)
+            }
+        }
+    }
+}
+
+impl BrokerContext {
+    /// Whether this replica currently leads its group.
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+    }
+
+    /// Where the leader is, as far as this replica knows.
+    pub fn leader_hint(&self) -> LeaderHint {
+        let metrics = self.raft.metrics();
+        let (leader, term) = {
+            let m = metrics.borrow();
+            (m.current_leader, m.current_term)
+        };
+        LeaderHint {
+            broker_name: self.config.broker_name.clone(),
+            leader_node_id: leader,
+            leader_addr: leader
+                .and_then(|id| self.state.node_client_addr(id))
+                .unwrap_or_default(),
+            term,
+        }
+    }
+
+    /// Proposes a command and waits until it is committed and applied.
+    pub(crate) async fn write(&self, cmd: LogCommand) -> Result<ApplyResult, WriteFailure> {
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd))) => {
+                let mut hint = self.leader_hint();
+                if fwd.leader_id.is_some() {
+                    hint.leader_node_id = fwd.leader_id;
+                    hint.leader_addr = fwd
+                        .leader_id
+                        .and_then(|id| self.state.node_client_addr(id))
+                        .unwrap_or_default();
+                }
+                Err(WriteFailure::NotLeader(hint))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(WriteFailure::Unavailable(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(WriteFailure::Unavailable(format!(
+                "the group's Raft stopped on this replica: {e}"
+            ))),
+        }
+    }
+
+    /// NOT_LEADER unless this replica leads, for requests only the leader may serve.
+    pub(crate) fn require_leader(&self) -> Result<(), ResponseStatus> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(WriteFailure::NotLeader(self.leader_hint()).status())
+        }
+    }
+}
+
+/// The tonic service: a thin shell that hands each request to its module.
+#[derive(Clone)]
+pub struct BrokerGrpc {
+    ctx: BrokerContext,
+}
+
+impl BrokerGrpc {
+    pub fn new(ctx: BrokerContext) -> Self {
+        Self { ctx }
+    }
+
+    pub fn into_server(self) -> pb::broker_service_server::BrokerServiceServer<Self> {
+        pb::broker_service_server::BrokerServiceServer::new(self)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+}
+
+#[tonic::async_trait]
+impl BrokerServiceApi for BrokerGrpc {
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        Ok(Response::new(
+            send::handle(&self.ctx, request.into_inner()).await,
+        ))
+    }
+
+    async fn pull_message(
+        &self,
+        request: Request<pb::PullMessageRequest>,
+    ) -> Result<Response<pb::PullMessageResponse>, Status> {
+        Ok(Response::new(
+            pull::handle(&self.ctx, request.into_inner()).await,
+        ))
+    }
+
+    async fn commit_consumer_offset(
+        &self,
+        request: Request<pb::CommitConsumerOffsetRequest>,
+    ) -> Result<Response<pb::CommitConsumerOffsetResponse>, Status> {
+        Ok(Response::new(
+            admin::commit_offset(&self.ctx, request.into_inner()).await,
+        ))
+    }
+
+    async fn query_consumer_offset(
+        &self,
+        request: Request<pb::QueryConsumerOffsetRequest>,
+    ) -> Result<Response<pb::QueryConsumerOffsetResponse>, Status> {
+        Ok(Response::new(admin::query_offset(
+            &self.ctx,
+            request.into_inner(),
+        )))
+    }
+
+    async fn get_queue_offsets(
+        &self,
+        request: Request<pb::GetQueueOffsetsRequest>,
+    ) -> Result<Response<pb::GetQueueOffsetsResponse>, Status> {
+        Ok(Response::new(admin::queue_offsets(
+            &self.ctx,
+            request.into_inner(),
+        )))
+    }
+
+    async fn get_consume_stats(
+        &self,
+        request: Request<pb::GetConsumeStatsRequest>,
+    ) -> Result<Response<pb::GetConsumeStatsResponse>, Status> {
+        Ok(Response::new(admin::consume_stats(
+            &self.ctx,
+            request.into_inner(),
+        )))
+    }
+
+    async fn query_message_by_id(
+        &self,
+        request: Request<pb::QueryMessageByIdRequest>,
+    ) -> Result<Response<pb::QueryMessageByIdResponse>, Status> {
+        Ok(Response::new(pull::by_id(&self.ctx, request.into_inner())))
+    }
+
+    async fn broker_status(
+        &self,
+        _request: Request<pb::BrokerStatusRequest>,
+    ) -> Result<Response<pb::BrokerStatusResponse>, Status> {
+        Ok(Response::new(admin::status(&self.ctx)))
+    }
+
+    async fn create_or_update_topic(
+        &self,
+        request: Request<pb::CreateOrUpdateTopicRequest>,
+    ) -> Result<Response<pb::CreateOrUpdateTopicResponse>, Status> {
+        Ok(Response::new(
+            admin::upsert_topic(&self.ctx, request.into_inner()).await,
+        ))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        Ok(Response::new(
+            admin::delete_topic(&self.ctx, request.into_inner()).await,
+        ))
+    }
+
+    async fn list_topics(
+        &self,
+        _request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        Ok(Response::new(admin::list_topics(&self.ctx)))
+    }
+
+    async fn heartbeat_consumer(
+        &self,
+        request: Request<pb::HeartbeatConsumerRequest>,
+    ) -> Result<Response<pb::HeartbeatConsumerResponse>, Status> {
+        Ok(Response::new(
+            self.ctx
+                .consumers
+                .heartbeat(request.into_inner(), Instant::now()),
+        ))
+    }
+
+    async fn unregister_consumer(
+        &self,
+        request: Request<pb::UnregisterConsumerRequest>,
+    ) -> Result<Response<pb::UnregisterConsumerResponse>, Status> {
+        Ok(Response::new(
+            self.ctx.consumers.unregister(request.into_inner()),
+        ))
+    }
+
+    async fn list_consumer_group_members(
+        &self,
+        request: Request<pb::ListConsumerGroupMembersRequest>,
+    ) -> Result<Response<pb::ListConsumerGroupMembersResponse>, Status> {
+        Ok(Response::new(
+            self.ctx
+                .consumers
+                .members(request.into_inner(), Instant::now()),
+        ))
+    }
+}

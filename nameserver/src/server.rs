@@ -1,0 +1,78 @@
+//! Running a nameserver: bind, serve gRPC, expire silent brokers, stop on a signal.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::time::MissedTickBehavior;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tracing::info;
+
+use crate::config::NamesrvConfig;
+use crate::registry::Registry;
+use crate::service::RouteService;
+use crate::Error;
+
+/// Opens the listening socket of `config` (`bindAddress:listenPort`; port 0 picks a free
+/// one, see [`TcpListener::local_addr`]).
+pub async fn bind(config: &NamesrvConfig) -> Result<TcpListener, Error> {
+    let addr = config.listen_addr();
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+/// Serves the nameserver on `listener` until `shutdown` resolves, then stops gracefully:
+/// no new connections, watch streams end, in-flight calls finish. The route table starts
+/// empty and is rebuilt from the brokers' heartbeats.
+///
+/// This is the whole nameserver: `mqnamesrv` is this plus configuration and signals, and
+/// tests and `mqcluster` can run it in-process.
+pub async fn serve(
+    listener: TcpListener,
+    config: NamesrvConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let registry = Arc::new(Registry::new(&config));
+    info!(
+        epoch = registry.epoch(),
+        expiry_ms = config.broker_expiry.as_millis() as u64,
+        "route registry started"
+    );
+    let expiry = tokio::spawn(expire_silent_brokers(
+        Arc::clone(&registry),
+        config.scan_interval,
+    ));
+    let signal = {
+        let registry = Arc::clone(&registry);
+        async move {
+            shutdown.await;
+            info!("shutting down");
+            registry.close();
+        }
+    };
+    let served = Server::builder()
+        .add_service(proto::NameServiceServer::new(RouteService::new(
+            Arc::clone(&registry),
+        )))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal)
+        .await;
+    registry.close();
+    // The task only ends by seeing the close; a panic in it has been logged by then.
+    let _ = expiry.await;
+    served.map_err(|source| Error::Serve { source })
+}
+
+/// Drops expired brokers every `interval` until the registry closes.
+async fn expire_silent_brokers(registry: Arc<Registry>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = registry.closed() => return,
+            _ = ticks.tick() => registry.expire(Instant::now()),
+        }
+    }
+}

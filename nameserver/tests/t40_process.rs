@@ -1,0 +1,148 @@
+//! The mqnamesrv process itself: configuration errors, a port in use, --help, -p, and a
+//! graceful stop on SIGTERM.
+
+mod common;
+
+use std::io::Write;
+
+use common::{run_to_exit, watch, Namesrv};
+
+#[test]
+fn t40_bad_config_value_is_one_line_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("namesrv.properties");
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, "# test\nlistenPort=0\nbrokerExpiryMs=five").unwrap();
+    drop(file);
+
+    let out = run_to_exit(&["-c", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing on stdout: {:?}", out.stdout);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {:?}", out.stderr);
+    assert_eq!(
+        lines[0],
+        format!(
+            "mqnamesrv: {}:3: brokerExpiryMs = five is not allowed; expected an integer from 1 to 86400000",
+            path.display()
+        )
+    );
+
+    let out = run_to_exit(&["--set", "listenPort=99999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.stderr.trim_end(),
+        "mqnamesrv: --set: listenPort = 99999 is not allowed; expected an integer from 0 to 65535"
+    );
+
+    let out = run_to_exit(&["-c", "/nonexistent/namesrv.properties"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+    assert!(out
+        .stderr
+        .starts_with("mqnamesrv: /nonexistent/namesrv.properties: cannot read:"));
+}
+
+#[test]
+fn t41_port_in_use_is_one_line_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = run_to_exit(&["--set", &format!("listenPort={}", addr.port())]);
+    assert_eq!(out.status.code(), Some(1));
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mqnamesrv:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{:?}", out.stderr);
+    assert!(
+        errors[0].starts_with(&format!("mqnamesrv: cannot listen on {addr}: ")),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[0].contains("listenPort"),
+        "says what to do: {}",
+        errors[0]
+    );
+}
+
+#[test]
+fn t42_help_explains_keys_and_p_prints_the_effective_config() {
+    let out = run_to_exit(&["--help"]);
+    assert!(out.status.success());
+    for key in [
+        "-c",
+        "--set",
+        "listenPort=9876",
+        "bindAddress=127.0.0.1",
+        "brokerExpiryMs=5000",
+        "scanNotActiveBrokerInterval",
+    ] {
+        assert!(
+            out.stdout.contains(key),
+            "--help mentions {key}:\n{}",
+            out.stdout
+        );
+    }
+
+    let out = run_to_exit(&[
+        "-p",
+        "--set",
+        "brokerExpiryMs=1234",
+        "--set",
+        "listenAddress=0.0.0.0",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "listenPort=9876\nbindAddress=0.0.0.0\nbrokerExpiryMs=1234\nscanNotActiveBrokerInterval=200\n"
+    );
+}
+
+#[test]
+fn t43_unknown_key_is_a_warning_not_an_error() {
+    let out = run_to_exit(&["-p", "--set", "brokerExpiryMS=1"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean brokerExpiryMs?"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn t44_sigterm_stops_gracefully_with_status_0_even_with_a_watcher() {
+    let mut namesrv = Namesrv::start(&[]);
+    let mut client = namesrv.client();
+    let (mut stream, _) = watch(&mut client).await;
+
+    namesrv.signal(libc::SIGTERM);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = namesrv.wait_exit();
+        (status, namesrv.stderr_text())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0), "stderr:\n{}", status.1);
+    // The watch stream ended (cleanly or as a broken connection) instead of holding the
+    // stop up.
+    let end = tokio::time::timeout(common::DEADLINE, stream.message())
+        .await
+        .expect("the watch stream ends");
+    assert!(
+        !matches!(end, Ok(Some(_))),
+        "no event after the stop: {end:?}"
+    );
+}
+
+#[tokio::test]
+async fn t45_sigint_stops_gracefully_too() {
+    let mut namesrv = Namesrv::start(&[]);
+    namesrv.signal(libc::SIGINT);
+    let status = tokio::task::spawn_blocking(move || namesrv.wait_exit())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
