@@ -7,6 +7,7 @@
 //! - [`state`]: the state machine every replica applies committed entries to: consume
 //!   queues, topic configs, consumer offsets, metadata snapshots;
 //! - [`service`]: the client-facing gRPC `BrokerService` (send, pull, offsets, admin);
+//! - [`registration`]: registering with the nameservers (role, term, topics);
 //! - [`node`]: one replica put together: store, Raft, servers, shutdown.
 
 #![warn(clippy::unwrap_used)]
@@ -14,6 +15,7 @@ pub mod command;
 pub mod config;
 pub mod node;
 pub mod raft;
+pub mod registration;
 pub mod service;
 pub mod state;
 

@@ -193,6 +193,7 @@ impl BrokerNode {
             config: config.clone(),
             node_id: layout.self_id,
             client_addr,
+            raft_addr,
             raft: raft.clone(),
             state: state.clone(),
             log: log.clone(),
@@ -208,6 +209,11 @@ impl BrokerNode {
             ctx.clone(),
             stopped.clone(),
         )));
+        tasks.extend(crate::registration::spawn(
+            ctx.clone(),
+            raft_addr.to_string(),
+            stopped.clone(),
+        ));
         tasks.push(crate::raft::failover::spawn_failover_detector(
             raft.clone(),
             layout.self_id,

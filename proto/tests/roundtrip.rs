@@ -34,6 +34,7 @@ fn stored_message_round_trips() {
         commit_log_offset: 4096,
         broker_name: "broker-a".into(),
         store_size: 230,
+        store_host: "127.0.0.1:10911".into(),
     };
 
     let decoded = StoredMessage::decode(stored.encode_to_vec().as_slice()).unwrap();

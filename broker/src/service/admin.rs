@@ -7,7 +7,7 @@ use proto::v1::{self as pb, ResponseCode, ResponseStatus};
 use super::send::check_topic_name;
 use super::BrokerContext;
 use crate::command::LogCommand;
-use crate::config::{BrokerRole, FlushDiskType};
+use crate::config::FlushDiskType;
 
 fn checked_queue(ctx: &BrokerContext, topic: &str, queue_id: i32) -> Result<u32, ResponseStatus> {
     let Some(config) = ctx.state.topic(topic) else {
@@ -242,13 +242,7 @@ fn log_id(id: Option<openraft::LogId<u64>>) -> Option<pb::LogId> {
 pub fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
     let metrics = ctx.raft.metrics().borrow().clone();
     let cfg = &ctx.config;
-    let raft_role = match metrics.state {
-        openraft::ServerState::Leader => pb::RaftRole::Leader,
-        openraft::ServerState::Candidate => pb::RaftRole::Candidate,
-        openraft::ServerState::Learner => pb::RaftRole::Learner,
-        openraft::ServerState::Follower => pb::RaftRole::Follower,
-        openraft::ServerState::Shutdown => pb::RaftRole::Shutdown,
-    };
+    let raft_role = crate::registration::raft_role(metrics.state);
     let membership = metrics.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
     let learners: Vec<u64> = membership.learner_ids().collect();
@@ -301,12 +295,8 @@ pub fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
         },
         node_id: ctx.node_id,
         broker_addr: ctx.client_addr.to_string(),
-        ha_addr: format!("{}:{}", cfg.broker_ip1, cfg.ha_listen_port),
-        configured_role: match cfg.broker_role {
-            BrokerRole::AsyncMaster => pb::BrokerRole::AsyncMaster,
-            BrokerRole::SyncMaster => pb::BrokerRole::SyncMaster,
-            BrokerRole::Slave => pb::BrokerRole::Slave,
-        } as i32,
+        ha_addr: ctx.raft_addr.to_string(),
+        configured_role: crate::registration::configured_role(cfg.broker_role) as i32,
         raft_role: raft_role as i32,
         flush_disk_type: match cfg.flush_disk_type {
             FlushDiskType::AsyncFlush => pb::FlushDiskType::AsyncFlush,

@@ -31,6 +31,8 @@ pub struct BrokerContext {
     pub node_id: NodeId,
     /// This replica's client address (`brokerIP1:listenPort`), as message ids carry it.
     pub client_addr: SocketAddr,
+    /// This replica's replication address (its `dLegerPeers` entry).
+    pub raft_addr: SocketAddr,
     pub raft: Raft,
     pub state: BrokerState,
     pub log: LogStore,

@@ -92,7 +92,9 @@ fn load(
         .map_err(|e| e.to_string())?;
     let mut m =
         command::decode_record(bytes).map_err(|e| format!("{e} at log position {position}"))?;
-    m.msg_id = OffsetMsgId::new(ctx.client_addr, position).to_string();
+    // The id names the leader that stored the message, as the send's answer did.
+    let store_host = m.store_host.parse().unwrap_or(ctx.client_addr);
+    m.msg_id = OffsetMsgId::new(store_host, position).to_string();
     m.queue_offset = queue_offset;
     m.commit_log_offset = position;
     m.broker_name = ctx.config.broker_name.clone();

@@ -196,6 +196,7 @@ pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::Sen
             born_timestamp_ms: m.born_timestamp_ms,
             born_host: m.born_host,
             store_timestamp_ms: store_ts,
+            store_host: ctx.client_addr.to_string(),
             ..Default::default()
         })
         .collect();

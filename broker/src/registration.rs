@@ -1,0 +1,181 @@
+//! Registration with the nameservers (DESIGN §5): every replica registers with every
+//! nameserver in `namesrvAddr` on start, at once whenever its Raft role or term changes, and
+//! by heartbeat every `registerNameServerPeriod` (1 s). Nameservers share nothing, so each
+//! gets its own loop; one that is down does not delay the others.
+
+use std::time::Duration;
+
+use openraft::ServerState;
+use proto::v1::name_service_client::NameServiceClient;
+use proto::v1::{self as pb};
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{debug, info, warn};
+
+use crate::config::BrokerRole;
+use crate::service::BrokerContext;
+
+/// How long a nameserver keeps this broker without a heartbeat: five missed periods.
+fn heartbeat_timeout(period: Duration) -> Duration {
+    period * 5
+}
+
+/// A Raft server state as the wire names it.
+pub fn raft_role(state: ServerState) -> pb::RaftRole {
+    match state {
+        ServerState::Leader => pb::RaftRole::Leader,
+        ServerState::Candidate => pb::RaftRole::Candidate,
+        ServerState::Learner => pb::RaftRole::Learner,
+        ServerState::Follower => pb::RaftRole::Follower,
+        ServerState::Shutdown => pb::RaftRole::Shutdown,
+    }
+}
+
+/// The configured `brokerRole` as the wire names it.
+pub fn configured_role(role: BrokerRole) -> pb::BrokerRole {
+    match role {
+        BrokerRole::AsyncMaster => pb::BrokerRole::AsyncMaster,
+        BrokerRole::SyncMaster => pb::BrokerRole::SyncMaster,
+        BrokerRole::Slave => pb::BrokerRole::Slave,
+    }
+}
+
+/// What this replica tells a nameserver right now.
+fn registration(ctx: &BrokerContext, ha_addr: &str) -> pb::RegisterBrokerRequest {
+    let (state, term, leader) = {
+        let metrics = ctx.raft.metrics();
+        let m = metrics.borrow();
+        (m.state, m.current_term, m.current_leader)
+    };
+    let is_leader = state == ServerState::Leader && leader == Some(ctx.node_id);
+    pb::RegisterBrokerRequest {
+        cluster_name: ctx.config.broker_cluster_name.clone(),
+        broker_name: ctx.config.broker_name.clone(),
+        broker_id: if is_leader { 0 } else { ctx.node_id.max(1) },
+        node_id: ctx.node_id,
+        broker_addr: ctx.client_addr.to_string(),
+        ha_addr: ha_addr.to_string(),
+        configured_role: configured_role(ctx.config.broker_role) as i32,
+        raft_role: raft_role(state) as i32,
+        term,
+        is_leader,
+        topics: ctx.state.topics(),
+        heartbeat_timeout_ms: heartbeat_timeout(ctx.config.register_name_server_period).as_millis()
+            as u64,
+    }
+}
+
+/// Starts one registration loop per nameserver; they end when `stopped` turns true, after
+/// telling each nameserver this replica is going.
+pub fn spawn(
+    ctx: BrokerContext,
+    ha_addr: String,
+    stopped: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    ctx.config
+        .namesrv_addr
+        .iter()
+        .map(|addr| addr.to_string())
+        .filter_map(
+            |addr| match Endpoint::from_shared(format!("http://{addr}")) {
+                Ok(endpoint) => Some((addr, endpoint)),
+                Err(e) => {
+                    warn!(%addr, error = %e, "namesrvAddr entry is not a usable address");
+                    None
+                }
+            },
+        )
+        .map(|(addr, endpoint)| {
+            let channel = endpoint
+                .connect_timeout(Duration::from_millis(500))
+                .timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .connect_lazy();
+            tokio::spawn(register_loop(
+                ctx.clone(),
+                ha_addr.clone(),
+                addr,
+                channel,
+                stopped.clone(),
+            ))
+        })
+        .collect()
+}
+
+async fn register_loop(
+    ctx: BrokerContext,
+    ha_addr: String,
+    addr: String,
+    channel: Channel,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut client = NameServiceClient::new(channel);
+    let mut metrics = ctx.raft.metrics();
+    let mut applied = ctx.state.subscribe();
+    let mut last_sent: Option<(pb::RaftRole, u64, bool, usize)> = None;
+    let mut reachable = true;
+    loop {
+        let req = registration(&ctx, &ha_addr);
+        let key = (req.raft_role(), req.term, req.is_leader, req.topics.len());
+        match client.register_broker(req).await {
+            Ok(resp) => {
+                let resp = resp.into_inner();
+                if !reachable {
+                    info!(%addr, "nameserver reachable again");
+                    reachable = true;
+                }
+                if key.2 && !resp.leader_accepted {
+                    debug!(%addr, term = key.1, "nameserver knows a leader with a higher term");
+                }
+                if last_sent.map(|k| (k.0, k.1, k.2)) != Some((key.0, key.1, key.2)) {
+                    info!(%addr, role = ?key.0, term = key.1, "registered with nameserver");
+                }
+                last_sent = Some(key);
+            }
+            Err(e) => {
+                if reachable {
+                    warn!(%addr, error = %e.message(), "cannot register with nameserver; retrying every period");
+                    reachable = false;
+                }
+                last_sent = None;
+            }
+        }
+        // Next: the heartbeat period, or at once when role, term or the topic set changes.
+        let period = tokio::time::sleep(ctx.config.register_name_server_period);
+        tokio::pin!(period);
+        loop {
+            tokio::select! {
+                _ = &mut period => break,
+                changed = metrics.changed() => {
+                    if changed.is_err() { return; }
+                    let m = metrics.borrow_and_update().clone();
+                    let now = (raft_role(m.state), m.current_term, m.current_leader == Some(ctx.node_id) && m.state == ServerState::Leader);
+                    if last_sent.map(|k| (k.0, k.1, k.2)) != Some(now) { break; }
+                }
+                changed = applied.changed() => {
+                    if changed.is_err() { return; }
+                    if last_sent.is_some_and(|k| k.3 != ctx.state.topics().len()) { break; }
+                }
+                changed = stopped.changed() => {
+                    let stop = changed.is_err() || *stopped.borrow();
+                    if stop {
+                        unregister(&ctx, &mut client).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tells a nameserver this replica is going, so routes drop it now rather than at expiry.
+async fn unregister(ctx: &BrokerContext, client: &mut NameServiceClient<Channel>) {
+    let bye = pb::UnregisterBrokerRequest {
+        cluster_name: ctx.config.broker_cluster_name.clone(),
+        broker_name: ctx.config.broker_name.clone(),
+        broker_id: ctx.node_id,
+        node_id: ctx.node_id,
+        broker_addr: ctx.client_addr.to_string(),
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(500), client.unregister_broker(bye)).await;
+}

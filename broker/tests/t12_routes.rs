@@ -1,0 +1,110 @@
+//! The nameserver tracks the group's leader: after kill -9 of the leader, the route names the
+//! new leader with a higher term, and a stale registration from the old leader (lower term)
+//! does not replace it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_for, Group};
+use proto::v1::name_service_client::NameServiceClient;
+use proto::v1::{self as pb};
+use tonic::transport::Channel;
+
+/// An in-process nameserver on an ephemeral port; stops when the returned sender drops.
+async fn start_nameserver() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let config = nameserver::NamesrvConfig {
+        listen_port: 0,
+        ..Default::default()
+    };
+    let listener = nameserver::bind(&config).await.expect("bind nameserver");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(nameserver::serve(listener, config, async move {
+        let _ = rx.await;
+    }));
+    (addr, tx)
+}
+
+async fn group_route(client: &mut NameServiceClient<Channel>) -> Option<pb::GroupRoute> {
+    let info = client
+        .get_cluster_info(pb::GetClusterInfoRequest::default())
+        .await
+        .ok()?
+        .into_inner();
+    info.clusters
+        .into_iter()
+        .flat_map(|c| c.groups)
+        .find(|g| g.broker_name == "RaftNode00")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_follows_the_leader_and_ignores_a_stale_one() {
+    let (ns_addr, _stop) = start_nameserver().await;
+    let mut group = Group::start(&[
+        &format!("namesrvAddr={ns_addr}"),
+        "registerNameServerPeriod=200",
+    ]);
+    let mut ns = NameServiceClient::new(
+        Channel::from_shared(format!("http://{ns_addr}"))
+            .unwrap()
+            .connect_lazy(),
+    );
+
+    let leader = group.leader().await;
+    let first = wait_for(
+        "the nameserver to know the leader and all members",
+        Duration::from_secs(20),
+        || {
+            let mut ns = ns.clone();
+            async move {
+                let g = group_route(&mut ns).await?;
+                (g.leader_node_id == Some(leader as u64) && g.members.len() == 3).then_some(g)
+            }
+        },
+    )
+    .await;
+    assert_eq!(first.leader_addr, group.nodes[leader].client_addr);
+
+    group.nodes[leader].kill9();
+    let new_leader = group.leader().await;
+    let second = wait_for(
+        "the route to name the new leader",
+        Duration::from_secs(20),
+        || {
+            let mut ns = ns.clone();
+            async move {
+                let g = group_route(&mut ns).await?;
+                (g.leader_node_id == Some(new_leader as u64)).then_some(g)
+            }
+        },
+    )
+    .await;
+    assert!(
+        second.term > first.term,
+        "term {} after {}",
+        second.term,
+        first.term
+    );
+    assert_eq!(second.leader_addr, group.nodes[new_leader].client_addr);
+
+    // The old leader, back from the dead with its old term, claims leadership: refused.
+    let stale = pb::RegisterBrokerRequest {
+        cluster_name: first.cluster_name.clone(),
+        broker_name: "RaftNode00".into(),
+        broker_id: 0,
+        node_id: leader as u64,
+        broker_addr: group.nodes[leader].client_addr.clone(),
+        ha_addr: String::new(),
+        configured_role: pb::BrokerRole::SyncMaster as i32,
+        raft_role: pb::RaftRole::Leader as i32,
+        term: first.term,
+        is_leader: true,
+        topics: Vec::new(),
+        heartbeat_timeout_ms: 0,
+    };
+    let resp = ns.register_broker(stale).await.unwrap().into_inner();
+    assert!(!resp.leader_accepted);
+    let after = group_route(&mut ns).await.unwrap();
+    assert_eq!(after.leader_node_id, Some(new_leader as u64));
+}

@@ -1,0 +1,227 @@
+//! `clusterList` and `brokerStatus`.
+
+use clap::Args;
+use client::Admin;
+use proto::v1::{self as pb, BrokerRole, FlushDiskType, LogId, RaftRole};
+use serde_json::{json, Value};
+
+use crate::table::{fmt_time_ms, key_values, Table};
+use crate::Output;
+
+/// `clusterList`: one row per member of every group.
+pub async fn cluster_list(admin: &Admin) -> anyhow::Result<Output> {
+    let clusters = admin.cluster_info().await?;
+    let mut table = Table::new(&[
+        "cluster",
+        "broker_name",
+        "broker_id",
+        "node_id",
+        "addr",
+        "role",
+        "leader",
+        "term",
+        "heartbeat_age_ms",
+    ]);
+    for c in &clusters {
+        for g in &c.groups {
+            if g.members.is_empty() {
+                table.row(vec![
+                    json!(c.cluster_name),
+                    json!(g.broker_name),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    json!(false),
+                    json!(g.term),
+                    Value::Null,
+                ]);
+            }
+            for m in &g.members {
+                table.row(vec![
+                    json!(c.cluster_name),
+                    json!(g.broker_name),
+                    json!(m.broker_id),
+                    json!(m.node_id),
+                    json!(m.broker_addr),
+                    json!(member_role(m)),
+                    json!(is_leader(g, m)),
+                    json!(m.term),
+                    json!(m.last_heartbeat_age_ms),
+                ]);
+            }
+        }
+    }
+    Ok(Output::table(&table))
+}
+
+/// Arguments of `brokerStatus`.
+#[derive(Args, Debug)]
+pub struct BrokerStatusArgs {
+    /// Broker address "host:port" [default: every member of every group]
+    #[arg(short = 'b', long = "brokerAddr", value_name = "ADDR")]
+    pub broker: Option<String>,
+}
+
+/// `brokerStatus`: a block of key/value lines per broker.
+pub async fn broker_status(admin: &Admin, args: BrokerStatusArgs) -> anyhow::Result<Output> {
+    let statuses = admin.broker_status(args.broker.as_deref()).await?;
+    let mut blocks = Vec::new();
+    let mut json = Vec::new();
+    for (addr, status) in statuses {
+        match status {
+            Ok(s) => {
+                let pairs = status_pairs(&s);
+                blocks.push(format!("== {addr} ==\n{}", key_values(&pairs)));
+                let mut object: serde_json::Map<String, Value> =
+                    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                object.insert("replicas".into(), replicas_json(&s.replicas));
+                object.insert("topics".into(), topics_json(&s.topics));
+                json.push(Value::Object(object));
+            }
+            Err(e) => {
+                blocks.push(format!("== {addr} ==\nerror : {e}"));
+                json.push(json!({ "addr": addr, "error": e }));
+            }
+        }
+    }
+    Ok(Output::new(blocks.join("\n\n"), Value::Array(json)))
+}
+
+fn status_pairs(s: &pb::BrokerStatusResponse) -> Vec<(&'static str, Value)> {
+    let raft = s.raft.clone().unwrap_or_default();
+    let store = s.store.unwrap_or_default();
+    let replicas: Vec<String> = s
+        .replicas
+        .iter()
+        .map(|r| {
+            format!(
+                "{}{}@{} matched={} {}",
+                r.node_id,
+                if r.witness { "(witness)" } else { "" },
+                r.address,
+                log_id(&r.matched),
+                if r.in_sync { "in-sync" } else { "lagging" }
+            )
+        })
+        .collect();
+    vec![
+        ("cluster", json!(s.cluster_name)),
+        ("broker_name", json!(s.broker_name)),
+        ("broker_id", json!(s.broker_id)),
+        ("node_id", json!(s.node_id)),
+        ("addr", json!(s.broker_addr)),
+        ("ha_addr", json!(s.ha_addr)),
+        ("configured_role", json!(broker_role(s.configured_role()))),
+        ("raft_role", json!(raft_role(s.raft_role()))),
+        ("dledger", json!(s.dledger)),
+        ("flush_disk_type", json!(flush_type(s.flush_disk_type()))),
+        ("term", json!(raft.current_term)),
+        ("leader_node_id", json!(raft.leader_node_id)),
+        ("leader_addr", json!(raft.leader_addr)),
+        ("last_log_id", json!(log_id(&raft.last_log_id))),
+        ("committed", json!(log_id(&raft.committed))),
+        ("applied", json!(log_id(&raft.applied))),
+        ("snapshot", json!(log_id(&raft.snapshot))),
+        ("purged", json!(log_id(&raft.purged))),
+        ("voters", json!(raft.voter_ids)),
+        ("learners", json!(raft.learner_ids)),
+        ("replicas", json!(replicas.join(", "))),
+        ("store_min_position", json!(store.min_position)),
+        ("store_max_position", json!(store.max_position)),
+        ("segments", json!(store.segment_count)),
+        ("disk_used_ratio", json!(store.disk_used_ratio)),
+        ("disk_full", json!(store.disk_full)),
+        ("topics", json!(s.topics.len())),
+        ("messages_put_total", json!(s.messages_put_total)),
+        ("messages_got_total", json!(s.messages_got_total)),
+        ("boot_time", json!(fmt_time_ms(s.boot_timestamp_ms))),
+        ("version", json!(s.version)),
+    ]
+}
+
+fn replicas_json(replicas: &[pb::ReplicaProgress]) -> Value {
+    Value::Array(
+        replicas
+            .iter()
+            .map(|r| {
+                json!({
+                    "node_id": r.node_id,
+                    "address": r.address,
+                    "voter": r.voter,
+                    "witness": r.witness,
+                    "matched": log_id(&r.matched),
+                    "in_sync": r.in_sync,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn topics_json(topics: &[pb::TopicStats]) -> Value {
+    Value::Array(
+        topics
+            .iter()
+            .map(|t| {
+                json!({
+                    "topic": t.topic,
+                    "queues": t.queues.iter().map(|q| json!({
+                        "queue_id": q.queue_id,
+                        "min_offset": q.min_offset,
+                        "max_offset": q.max_offset,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// "term-node-index", or "-" when absent.
+fn log_id(id: &Option<LogId>) -> String {
+    id.as_ref().map_or_else(
+        || "-".to_owned(),
+        |l| format!("{}-{}-{}", l.term, l.node_id, l.index),
+    )
+}
+
+/// A group member's role as shown: its Raft role, or WITNESS.
+pub fn member_role(m: &pb::GroupMember) -> &'static str {
+    if m.witness {
+        "WITNESS"
+    } else {
+        raft_role(m.raft_role())
+    }
+}
+
+/// Whether `m` is the recorded leader of `g`.
+pub fn is_leader(g: &pb::GroupRoute, m: &pb::GroupMember) -> bool {
+    g.leader_node_id == Some(m.node_id) && !m.witness
+}
+
+fn raft_role(role: RaftRole) -> &'static str {
+    match role {
+        RaftRole::Unspecified => "UNKNOWN",
+        RaftRole::Leader => "LEADER",
+        RaftRole::Follower => "FOLLOWER",
+        RaftRole::Candidate => "CANDIDATE",
+        RaftRole::Learner => "LEARNER",
+        RaftRole::Shutdown => "SHUTDOWN",
+    }
+}
+
+fn broker_role(role: BrokerRole) -> &'static str {
+    match role {
+        BrokerRole::Unspecified => "-",
+        BrokerRole::AsyncMaster => "ASYNC_MASTER",
+        BrokerRole::SyncMaster => "SYNC_MASTER",
+        BrokerRole::Slave => "SLAVE",
+    }
+}
+
+fn flush_type(t: FlushDiskType) -> &'static str {
+    match t {
+        FlushDiskType::Unspecified => "-",
+        FlushDiskType::AsyncFlush => "ASYNC_FLUSH",
+        FlushDiskType::SyncFlush => "SYNC_FLUSH",
+    }
+}

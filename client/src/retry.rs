@@ -1,0 +1,242 @@
+//! What a producer does after a send attempt: pure decisions, no IO, so each rule is tested
+//! on its own.
+//!
+//! The rules, in RocketMQ terms (`retryTimesWhenSendFailed`, default 2):
+//! - `NOT_LEADER` is not a failure: the broker told us where the leader is, so the send
+//!   goes there at once (or, during an election, waits for the new leader, or moves to
+//!   another group). Redirects are bounded so two confused brokers cannot bounce a send
+//!   forever; past the bound they count as failures.
+//! - "Unavailable" (connection refused, `SERVICE_NOT_AVAILABLE`) is a failure: the send
+//!   moves to another group's queue when the topic has one, else waits for its group's
+//!   leader to change (a failover) and retries.
+//! - A send whose request may have reached the broker (connection broken mid-request,
+//!   timeout) is retried only when the policy allows it: a retry can store the message
+//!   twice. raftmq's default is not to, so acknowledged-once sends stay duplicate-free.
+//! - Anything else (illegal message, no permission, unknown topic) is final.
+
+/// How persistent a producer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Failed attempts retried before giving up (RocketMQ `retryTimesWhenSendFailed`).
+    pub retries_when_failed: u32,
+    /// Retry a send whose request may have been stored. Safe by default: every message
+    /// carries a `UNIQ_KEY` and the retry goes to the same queue, where the broker stores a
+    /// retried copy only once.
+    pub retry_when_maybe_stored: bool,
+    /// `NOT_LEADER` redirects taken for free before they count as failures.
+    pub max_free_redirects: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            retries_when_failed: 2,
+            retry_when_maybe_stored: true,
+            max_free_redirects: 5,
+        }
+    }
+}
+
+/// One attempt's result, as far as retrying is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The broker stored the message(s): done.
+    Stored,
+    /// The broker is not the leader; `leader_addr` is where it says the leader is.
+    NotLeader {
+        /// The hinted leader's client address, if the broker knew one.
+        leader_addr: Option<String>,
+    },
+    /// The group could not take the request (down, no quorum, disk full).
+    Unavailable {
+        /// The request may have been executed anyway (its answer was lost).
+        maybe_stored: bool,
+    },
+    /// A refusal that retrying will not change.
+    Final,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextStep {
+    /// Stop: the attempt succeeded.
+    Done,
+    /// Send again at once to this address (the hinted leader), same queue.
+    FollowLeader(String),
+    /// The group is electing: wait for its new leader, then send there.
+    AwaitLeader,
+    /// Send at once to a queue of another group.
+    OtherGroup,
+    /// Wait until the group's leader changes (or a short backoff passes), then send again.
+    WaitThenRetry,
+    /// Stop and report the attempt's error.
+    GiveUp,
+}
+
+/// Counters of one send across its attempts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryState {
+    /// Attempts that counted as failures.
+    pub failures: u32,
+    /// `NOT_LEADER` redirects followed.
+    pub redirects: u32,
+}
+
+impl RetryPolicy {
+    /// Decides the next step after `outcome`, updating `state`. `other_groups` tells whether
+    /// the topic has a writable queue in a group other than the one just tried.
+    pub fn decide(
+        &self,
+        state: &mut RetryState,
+        outcome: &AttemptOutcome,
+        other_groups: bool,
+    ) -> NextStep {
+        match outcome {
+            AttemptOutcome::Stored => NextStep::Done,
+            AttemptOutcome::Final => NextStep::GiveUp,
+            AttemptOutcome::NotLeader { leader_addr } => {
+                state.redirects += 1;
+                if state.redirects > self.max_free_redirects {
+                    return self.after_failure(state, other_groups);
+                }
+                match leader_addr {
+                    Some(addr) => NextStep::FollowLeader(addr.clone()),
+                    None if other_groups => NextStep::OtherGroup,
+                    None => NextStep::AwaitLeader,
+                }
+            }
+            AttemptOutcome::Unavailable { maybe_stored } => {
+                if *maybe_stored {
+                    if !self.retry_when_maybe_stored {
+                        return NextStep::GiveUp;
+                    }
+                    // Same queue only: the broker recognises a retried copy (by UNIQ_KEY)
+                    // within the queue the first attempt may have reached.
+                    state.failures += 1;
+                    return if state.failures > self.retries_when_failed {
+                        NextStep::GiveUp
+                    } else {
+                        NextStep::WaitThenRetry
+                    };
+                }
+                self.after_failure(state, other_groups)
+            }
+        }
+    }
+
+    fn after_failure(&self, state: &mut RetryState, other_groups: bool) -> NextStep {
+        state.failures += 1;
+        if state.failures > self.retries_when_failed {
+            NextStep::GiveUp
+        } else if other_groups {
+            NextStep::OtherGroup
+        } else {
+            NextStep::WaitThenRetry
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_leader(addr: Option<&str>) -> AttemptOutcome {
+        AttemptOutcome::NotLeader {
+            leader_addr: addr.map(str::to_owned),
+        }
+    }
+
+    const DOWN: AttemptOutcome = AttemptOutcome::Unavailable {
+        maybe_stored: false,
+    };
+
+    #[test]
+    fn not_leader_follows_the_hint_without_counting_a_failure() {
+        let p = RetryPolicy::default();
+        let mut s = RetryState::default();
+        for _ in 0..p.max_free_redirects {
+            assert_eq!(
+                p.decide(&mut s, &not_leader(Some("b:1")), false),
+                NextStep::FollowLeader("b:1".into())
+            );
+        }
+        assert_eq!(s.failures, 0);
+        // Past the free redirects, bouncing counts as failing.
+        assert_eq!(
+            p.decide(&mut s, &not_leader(Some("b:1")), false),
+            NextStep::WaitThenRetry
+        );
+        assert_eq!(s.failures, 1);
+    }
+
+    #[test]
+    fn not_leader_without_hint_waits_or_moves_on() {
+        let p = RetryPolicy::default();
+        let mut s = RetryState::default();
+        assert_eq!(
+            p.decide(&mut s, &not_leader(None), false),
+            NextStep::AwaitLeader
+        );
+        assert_eq!(
+            p.decide(&mut s, &not_leader(None), true),
+            NextStep::OtherGroup
+        );
+        assert_eq!(s.failures, 0);
+    }
+
+    #[test]
+    fn unavailable_moves_to_another_group_then_gives_up() {
+        let p = RetryPolicy::default();
+        let mut s = RetryState::default();
+        assert_eq!(p.decide(&mut s, &DOWN, true), NextStep::OtherGroup);
+        assert_eq!(p.decide(&mut s, &DOWN, false), NextStep::WaitThenRetry);
+        // retryTimesWhenSendFailed = 2: the third failure is final.
+        assert_eq!(p.decide(&mut s, &DOWN, true), NextStep::GiveUp);
+        assert_eq!(s.failures, 3);
+    }
+
+    #[test]
+    fn maybe_stored_is_retried_on_the_same_queue_unless_disallowed() {
+        let lost_answer = AttemptOutcome::Unavailable { maybe_stored: true };
+        let p = RetryPolicy::default();
+        // Never another group: only the same queue recognises the retried copy.
+        let mut s = RetryState::default();
+        assert_eq!(
+            p.decide(&mut s, &lost_answer, true),
+            NextStep::WaitThenRetry
+        );
+        assert_eq!(
+            p.decide(&mut s, &lost_answer, true),
+            NextStep::WaitThenRetry
+        );
+        assert_eq!(p.decide(&mut s, &lost_answer, true), NextStep::GiveUp);
+        let p = RetryPolicy {
+            retry_when_maybe_stored: false,
+            ..p
+        };
+        assert_eq!(
+            p.decide(&mut RetryState::default(), &lost_answer, true),
+            NextStep::GiveUp
+        );
+    }
+
+    #[test]
+    fn final_refusals_and_success_stop() {
+        let p = RetryPolicy {
+            retries_when_failed: 0,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(
+            p.decide(&mut RetryState::default(), &AttemptOutcome::Final, true),
+            NextStep::GiveUp
+        );
+        assert_eq!(
+            p.decide(&mut RetryState::default(), &AttemptOutcome::Stored, true),
+            NextStep::Done
+        );
+        assert_eq!(
+            p.decide(&mut RetryState::default(), &DOWN, true),
+            NextStep::GiveUp
+        );
+    }
+}
