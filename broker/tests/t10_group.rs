@@ -252,3 +252,20 @@ async fn a_wiped_follower_rejoins_and_catches_up() {
     acked.extend(produce(addrs.clone(), "WipeTopic", 100, 10).await.0);
     verify(&group, leader, "WipeTopic", &acked).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_keeps_every_acked_message() {
+    let mut group = Group::start(&["flushDiskType=SYNC_FLUSH"]);
+    let addrs: Vec<String> = group.nodes.iter().map(|n| n.client_addr.clone()).collect();
+    let (mut acked, _) = produce(addrs.clone(), "TermTopic", 0, 50).await;
+    let leader = group.leader().await;
+    let status = group.nodes[leader].terminate().expect("exit status");
+    assert!(
+        status.success(),
+        "mqbroker exited with {status:?} on SIGTERM"
+    );
+    // The others carry on; the stopped node restarts with everything it had.
+    acked.extend(produce(addrs.clone(), "TermTopic", 50, 20).await.0);
+    group.restart(leader);
+    verify(&group, leader, "TermTopic", &acked).await;
+}
