@@ -17,7 +17,7 @@ use std::time::Duration;
 use raftmq_properties::value::integer_in;
 use raftmq_properties::{
     escape_key, escape_value, parse_override, read_file, IgnoredKeys, Key, Property, Schema,
-    Warning,
+    Warning, NETTY_SERVER_KEYS,
 };
 
 use crate::Error;
@@ -107,21 +107,7 @@ pub(crate) static SCHEMA: Schema = Schema {
                 "unRegisterBrokerQueueCapacity",
             ],
         },
-        IgnoredKeys {
-            why: "a Netty transport setting; raftmq speaks gRPC",
-            names: &[
-                "serverWorkerThreads",
-                "serverCallbackExecutorThreads",
-                "serverSelectorThreads",
-                "serverOnewaySemaphoreValue",
-                "serverAsyncSemaphoreValue",
-                "serverChannelMaxIdleTimeSeconds",
-                "serverSocketSndBufSize",
-                "serverSocketRcvBufSize",
-                "serverPooledByteBufAllocatorEnable",
-                "useEpollNativeSelector",
-            ],
-        },
+        NETTY_SERVER_KEYS,
     ],
 };
 

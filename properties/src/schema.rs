@@ -77,6 +77,24 @@ pub struct IgnoredKeys {
     pub names: &'static [&'static str],
 }
 
+/// The Netty server settings every RocketMQ server process (broker, nameserver) accepts:
+/// raftmq speaks gRPC, so they are accepted and ignored by both.
+pub const NETTY_SERVER_KEYS: IgnoredKeys = IgnoredKeys {
+    why: "a Netty transport setting; raftmq speaks gRPC",
+    names: &[
+        "serverWorkerThreads",
+        "serverCallbackExecutorThreads",
+        "serverSelectorThreads",
+        "serverOnewaySemaphoreValue",
+        "serverAsyncSemaphoreValue",
+        "serverChannelMaxIdleTimeSeconds",
+        "serverSocketSndBufSize",
+        "serverSocketRcvBufSize",
+        "serverPooledByteBufAllocatorEnable",
+        "useEpollNativeSelector",
+    ],
+};
+
 /// The keys one program understands, plus those it knowingly ignores.
 pub struct Schema {
     /// The known keys, in the order they are best listed to a user.

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use raftmq_properties::value::{boolean, integer_in, list, non_empty, optional};
-use raftmq_properties::{IgnoredKeys, Key, Schema};
+use raftmq_properties::{IgnoredKeys, Key, Schema, NETTY_SERVER_KEYS};
 
 use super::values::{self, BrokerRole, DLedgerPeer, FlushDiskType, HostPort};
 
@@ -310,19 +310,10 @@ const IGNORED: &[IgnoredKeys] = &[
         why: "a JVM implementation choice",
         names: &["useReentrantLockWhenPutMessage", "transferMsgByHeap"],
     },
+    NETTY_SERVER_KEYS,
     IgnoredKeys {
-        why: "a Netty transport setting; raftmq speaks gRPC",
+        why: "a Netty client setting; raftmq speaks gRPC",
         names: &[
-            "serverWorkerThreads",
-            "serverCallbackExecutorThreads",
-            "serverSelectorThreads",
-            "serverOnewaySemaphoreValue",
-            "serverAsyncSemaphoreValue",
-            "serverChannelMaxIdleTimeSeconds",
-            "serverSocketSndBufSize",
-            "serverSocketRcvBufSize",
-            "serverPooledByteBufAllocatorEnable",
-            "useEpollNativeSelector",
             "clientWorkerThreads",
             "clientCallbackExecutorThreads",
             "clientChannelMaxIdleTimeSeconds",
