@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
-# Starts a local raftmq cluster from conf/: a nameserver and a 3-node Raft broker group.
+# Starts a local raftmq cluster from conf/: a nameserver and a 3-node Raft broker group (the
+# dledger layout), each a separate process on 127.0.0.1, and returns once the group's leader
+# is registered at the nameserver. The processes keep running: `mqcluster status`,
+# `mqcluster kill --leader RaftNode00`, `mqcluster restart NODE` and `mqcluster down` act on
+# them; stores, logs and cluster.json are in data/dledger/.
 #
-# The broker group (issue: "A 3-node Raft broker group") and `mqcluster` (issue: "Nameserver,
-# client library, and the tools") have not landed yet. Until they do, this builds what
-# exists and says what you can run.
+# Builds the release binaries it needs first (needs only the Rust toolchain: protoc comes
+# from crates.io). Arguments go to `mqcluster up`, e.g. --base-port 20000 --data-dir /tmp/c1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked --workspace
-bin=target/release
-if [[ -x "$bin/mqcluster" ]]; then
-  exec "$bin/mqcluster" up --layout dledger "$@"
+packages=(-p broker -p nameserver -p mqcluster)
+if [[ -f client/Cargo.toml ]]; then
+  # mqadmin and mqbench, which the next steps mqcluster prints use.
+  packages+=(-p client)
 fi
-cat <<MSG
-raftmq: the cluster processes (mqnamesrv, mqbroker, mqcluster) are not built yet; this
-checkout has the commitlog store and its tools:
-  $bin/raft-log-bench            # store throughput vs plain file writes (RESULT lines)
-  $bin/raft-log-dump DIR         # inspect a store; --verify checks every entry
-MSG
+cargo build --release --locked "${packages[@]}"
+exec target/release/mqcluster up --layout dledger "$@"
