@@ -10,10 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(-p broker -p nameserver -p mqcluster)
-if [[ -f client/Cargo.toml ]]; then
-  # mqadmin and mqbench, which the next steps mqcluster prints use.
-  packages+=(-p client)
-fi
+# mqadmin and mqbench (client) are what the next steps mqcluster prints use.
+packages=(-p broker -p nameserver -p mqcluster -p client)
 cargo build --release --locked "${packages[@]}"
 exec target/release/mqcluster up --layout dledger "$@"
