@@ -113,7 +113,9 @@ impl Cluster {
         for attempt in 0..5 {
             cluster.dir = cluster.tmp.path().join(format!("attempt-{attempt}"));
             let base = rand::random_range(20000u16..60000).to_string();
-            let mut args = vec!["up", "--base-port", &base];
+            // The layouts of this checkout, wherever the target dir is (CARGO_TARGET_DIR).
+            let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/../conf");
+            let mut args = vec!["up", "--base-port", &base, "--conf-dir", conf];
             args.extend_from_slice(extra);
             let out = cluster.run(&args);
             if out.status.success() || !text(&out.stderr).contains("in use") {
