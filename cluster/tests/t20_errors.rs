@@ -55,7 +55,12 @@ fn t21_commands_on_a_missing_cluster_fail_in_one_line() {
 fn t22_missing_programs_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqcluster"))
-        .args(["up", "--data-dir"])
+        .args([
+            "up",
+            "--conf-dir",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../conf"),
+            "--data-dir",
+        ])
         .arg(tmp.path().join("c"))
         .env("MQCLUSTER_BIN_DIR", tmp.path())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
