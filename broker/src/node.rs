@@ -13,7 +13,6 @@ use raft_log::raft::RaftLogStore;
 use raft_log::{FlushMode, LogConfig, LogStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::command::LogCommand;
@@ -101,6 +100,13 @@ async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} ({what})"))
 }
 
+/// Accepted connections with Nagle's algorithm off. tonic ignores the builder's
+/// `tcp_nodelay` for `serve_with_incoming*`, and with Nagle on a reply written in pieces waits
+/// for the peer's delayed ACK (about 40 ms on Linux).
+fn no_delay(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// A running replica. Drop it, or call [`BrokerNode::shutdown`], to stop.
 pub struct BrokerNode {
     pub raft: Raft,
@@ -172,7 +178,7 @@ impl BrokerNode {
             let result = crate::raft::service::replication_server_builder()
                 .add_service(raft_service.into_server())
                 .add_service(leader_watch)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(raft_listener), async move {
+                .serve_with_incoming_shutdown(no_delay(raft_listener), async move {
                     let _ = stop_rx.wait_for(|s| *s).await;
                 })
                 .await;
@@ -230,7 +236,7 @@ impl BrokerNode {
             let result = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(grpc.into_server())
-                .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), async move {
+                .serve_with_incoming_shutdown(no_delay(client_listener), async move {
                     let _ = stop_rx.wait_for(|s| *s).await;
                 })
                 .await;
