@@ -228,6 +228,13 @@ impl BrokerNode {
             refusals,
             stopped.clone(),
         ));
+        tasks.push(crate::raft::handback::spawn_leadership_handback(
+            raft.clone(),
+            layout.self_id,
+            layout.group.clone(),
+            layout.preferred_leader,
+            stopped.clone(),
+        ));
 
         // Client port: the broker API.
         let mut stop_rx = stopped.clone();

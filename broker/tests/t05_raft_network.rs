@@ -587,21 +587,20 @@ async fn replication_port_checks_addressing_leadership_and_input() {
             .expect_err("refused");
         assert_eq!(refused.code(), expected, "{group} / {target}: {refused}");
     }
-    for rpc in [
-        raft_client
-            .join_group(pb::JoinGroupRequest::default())
-            .await
-            .map(|_| ()),
-        raft_client
-            .timeout_now(pb::TimeoutNowRequest::default())
-            .await
-            .map(|_| ()),
-    ] {
-        assert_eq!(
-            rpc.expect_err("not implemented").code(),
-            Code::Unimplemented
-        );
-    }
+    let join = raft_client
+        .join_group(pb::JoinGroupRequest::default())
+        .await
+        .map(|_| ());
+    assert_eq!(
+        join.expect_err("not implemented").code(),
+        Code::Unimplemented
+    );
+    // TimeoutNow (the preferred-leader handback) checks its addressing like every Raft RPC.
+    let timeout_now = raft_client
+        .timeout_now(pb::TimeoutNowRequest::default())
+        .await
+        .map(|_| ());
+    assert_eq!(timeout_now.expect_err("wrong group").code(), Code::NotFound);
 
     let watch = |target: NodeId| pb::WatchLeaderRequest {
         group: GROUP.into(),

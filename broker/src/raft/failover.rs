@@ -24,7 +24,16 @@
 //! voter that a peer refused because the peer's log is ahead stops campaigning, so the peer
 //! (which is the one that can win) gets through. The campaign stops as soon as any leader
 //! other than the dead one is known, or after [`GIVE_UP_AFTER`], leaving the rest to Raft's
-//! own timers.
+//! own timers. Metrics trail Raft, so before each election the campaign asks Raft for its
+//! vote: one committed to a new leader means that leader's first append is in, and an election
+//! would only depose it.
+//!
+//! **Handback.** The same campaign hands leadership back to `preferredLeaderId`
+//! ([`crate::raft::handback`]): the leader sends `TimeoutNow` to the voters, and each runs
+//! [`Campaign::run`] with the (live) leader as the one to replace and the preferred node ranked
+//! first, started from the TimeoutNow handler ([`spawn_handback_campaign`]) instead of the
+//! detector. Its first election is meant to win, so it retries only once the answers to the
+//! previous round are in ([`HANDBACK_PATIENCE`]).
 //!
 //! The detector must not run on a witness (a voter that never campaigns).
 
@@ -114,6 +123,10 @@ pub const STAGGER: Duration = Duration::from_millis(50);
 /// How long a voter that granted its vote to another candidate waits for that candidate to
 /// win before campaigning again.
 pub const GRANT_GRACE: Duration = Duration::from_millis(100);
+/// Extra pause between the elections of a handback campaign, at every rank (so the ranks keep
+/// their order): openraft's deadline for the answers to a vote request (`election_timeout_min`),
+/// so a round is decided before the next starts.
+pub const HANDBACK_PATIENCE: Duration = Duration::from_millis(ELECTION_MIN_MS);
 /// After this, the campaign stops and Raft's own election timers take over.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(2);
 
@@ -122,15 +135,15 @@ pub fn retry_interval(rank: usize) -> Duration {
     RETRY + STAGGER * u32::try_from(rank).unwrap_or(u32::MAX / 1_000).min(1_000)
 }
 
-/// Position of `self_id` among the voters that may succeed `dead`: `preferred` first (if it is
-/// one of them), then by id. `None` when `self_id` is not among them.
+/// Position of `self_id` among the voters that may succeed `outgoing`: `preferred` first (if it
+/// is one of them), then by id. `None` when `self_id` is not among them.
 pub fn election_rank(
     self_id: NodeId,
-    dead: NodeId,
+    outgoing: NodeId,
     voters: &[NodeId],
     preferred: Option<NodeId>,
 ) -> Option<usize> {
-    let mut order: Vec<NodeId> = voters.iter().copied().filter(|v| *v != dead).collect();
+    let mut order: Vec<NodeId> = voters.iter().copied().filter(|v| *v != outgoing).collect();
     order.sort_unstable();
     order.dedup();
     order.sort_by_key(|v| Some(*v) != preferred);
@@ -139,10 +152,12 @@ pub fn election_rank(
 
 // ---- what vote replies said ----
 
-/// Peers that refused this replica's vote request because their log is ahead of its own, with
-/// the term of the refused request. Filled by the network layer
-/// ([`GrpcNetworkFactory::vote_refusals`](crate::raft::network::GrpcNetworkFactory::vote_refusals)),
-/// read by the campaign: a voter that cannot win stops competing.
+/// Peers whose log is ahead of this replica's and that are active in a campaign, with the term
+/// they were seen in: a voter that cannot win stops competing. The detector's copy is filled by
+/// the network layer with peers that refused this replica's vote requests
+/// ([`GrpcNetworkFactory::vote_refusals`](crate::raft::network::GrpcNetworkFactory::vote_refusals));
+/// the Raft service's copy with candidates this replica refused
+/// ([`VoteRefusals::refused_longer_log`]), for the campaigns it starts on `TimeoutNow`.
 #[derive(Clone, Debug, Default)]
 pub struct VoteRefusals {
     by_peer: Arc<Mutex<BTreeMap<NodeId, u64>>>,
@@ -156,7 +171,22 @@ impl VoteRefusals {
         *at = (*at).max(term);
     }
 
-    /// Whether a peer with a longer log refused a request of a term after `term`.
+    /// Records that this replica refused the vote request of `candidate` in `term` (its lease or
+    /// its own vote stood in the way) although the candidate's log is ahead: that candidate can
+    /// win where this replica may not.
+    pub fn refused_longer_log(&self, candidate: NodeId, term: u64) {
+        self.log_ahead(candidate, term);
+    }
+
+    /// Forgets every record.
+    pub fn clear(&self) {
+        self.by_peer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Whether a peer with a longer log was seen in a term after `term`.
     pub fn outdone_after(&self, term: u64) -> bool {
         self.by_peer
             .lock()
@@ -168,14 +198,15 @@ impl VoteRefusals {
 
 // ---- the campaign's decisions (pure) ----
 
-/// The leader that died: its id and its term.
+/// The leader a campaign replaces: one that died, or one handing leadership back to the
+/// preferred leader. Its id and the term it led.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeadLeader {
+pub struct OutgoingLeader {
     pub id: NodeId,
     pub term: u64,
 }
 
-/// What a voter knows when choosing its next move after its leader died.
+/// What a voter knows when choosing its next move while replacing its leader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignView {
     /// The leader Raft knows of (from a committed vote).
@@ -199,10 +230,14 @@ pub enum CampaignStep {
     Wait,
 }
 
-/// Decides the next move of voter `self_id` in its campaign to replace `dead`.
-pub fn campaign_step(view: &CampaignView, self_id: NodeId, dead: DeadLeader) -> CampaignStep {
+/// Decides the next move of voter `self_id` in its campaign to replace `outgoing`.
+pub fn campaign_step(
+    view: &CampaignView,
+    self_id: NodeId,
+    outgoing: OutgoingLeader,
+) -> CampaignStep {
     if let Some(leader) = view.current_leader {
-        if leader != dead.id || view.vote.leader_id.term > dead.term {
+        if leader != outgoing.id || view.vote.leader_id.term > outgoing.term {
             return CampaignStep::Done(leader);
         }
     }
@@ -210,21 +245,28 @@ pub fn campaign_step(view: &CampaignView, self_id: NodeId, dead: DeadLeader) -> 
         return CampaignStep::Wait;
     }
     let voted_for_other = !view.vote.committed
-        && view.vote.leader_id.term > dead.term
+        && view.vote.leader_id.term > outgoing.term
         && view
             .vote
             .leader_id
             .voted_for
-            .is_some_and(|v| v != self_id && v != dead.id);
+            .is_some_and(|v| v != self_id && v != outgoing.id);
     if voted_for_other && view.vote_age < GRANT_GRACE {
         return CampaignStep::Wait;
     }
     CampaignStep::Elect
 }
 
+/// Whether `vote` (this replica's, as Raft holds it) names an established leader that replaces
+/// `outgoing`: campaigning would only depose it.
+pub fn leader_established(vote: &Vote, outgoing: OutgoingLeader) -> bool {
+    vote.committed
+        && (vote.leader_id.term > outgoing.term || vote.leader_id.voted_for != Some(outgoing.id))
+}
+
 /// The leader a voter should watch: known, not itself, with an address. `None` for a
 /// learner, a leader, or while no leader is known.
-fn leader_to_watch(m: &RaftMetrics, self_id: NodeId) -> Option<(DeadLeader, String)> {
+fn leader_to_watch(m: &RaftMetrics, self_id: NodeId) -> Option<(OutgoingLeader, String)> {
     let leader = m.current_leader?;
     let membership = m.membership_config.membership();
     if leader == self_id
@@ -235,12 +277,196 @@ fn leader_to_watch(m: &RaftMetrics, self_id: NodeId) -> Option<(DeadLeader, Stri
     }
     let addr = membership.get_node(&leader)?.addr.clone();
     Some((
-        DeadLeader {
+        OutgoingLeader {
             id: leader,
             term: m.current_term,
         },
         addr,
     ))
+}
+
+// ---- the campaign ----
+
+/// Why a campaign runs; only its logs differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignCause {
+    /// The detector found the leader gone.
+    LeaderGone,
+    /// The leader asked for it (`TimeoutNow`), to hand leadership to the preferred leader.
+    Handback,
+}
+
+/// What one replica needs to campaign for its leader's place (see the module docs), shared by
+/// the failover detector and the `TimeoutNow` handler.
+#[derive(Clone)]
+pub struct Campaign {
+    raft: Raft,
+    self_id: NodeId,
+    group: Arc<str>,
+    /// Ranked first among the successors (`preferredLeaderId`).
+    preferred: Option<NodeId>,
+    /// Tells this replica to stop competing with a peer that can win where it cannot.
+    refusals: VoteRefusals,
+}
+
+impl Campaign {
+    /// The campaign of replica `self_id` of `group`, with `preferred` ranked first.
+    pub fn new(
+        raft: Raft,
+        self_id: NodeId,
+        group: impl Into<Arc<str>>,
+        preferred: Option<NodeId>,
+        refusals: VoteRefusals,
+    ) -> Self {
+        Campaign {
+            raft,
+            self_id,
+            group: group.into(),
+            preferred,
+            refusals,
+        }
+    }
+
+    /// Campaigns to replace `outgoing` until a new leader is known (true) or the campaign gives
+    /// up or cannot run (false). The first move is an election (unless a leader is already
+    /// known): that drops this voter's leader lease, so it can vote for whoever wins.
+    pub async fn run(
+        &self,
+        outgoing: OutgoingLeader,
+        cause: CampaignCause,
+        metrics: &mut watch::Receiver<RaftMetrics>,
+    ) -> bool {
+        let started = Instant::now();
+        let voters: Vec<NodeId> = metrics
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        let Some(rank) = election_rank(self.self_id, outgoing.id, &voters, self.preferred) else {
+            return false;
+        };
+        // After a dead leader the first round splits by design, and the fastest retry wins the
+        // next. A handback's election is meant to win at once (the leader's lease has lapsed, the
+        // preferred node has its log); retrying before the answers are in would throw a won
+        // term away, and on a loaded machine, where a vote round trip can exceed `RETRY`, keep
+        // doing so round after round.
+        let pace = match cause {
+            CampaignCause::LeaderGone => retry_interval(rank),
+            CampaignCause::Handback => retry_interval(rank) + HANDBACK_PATIENCE,
+        };
+        let mut last_vote: Option<(Vote, Instant)> = None;
+        let mut attempts = 0u32;
+        loop {
+            let now = Instant::now();
+            let step = {
+                let m = metrics.borrow_and_update();
+                if m.running_state.is_err() {
+                    return false;
+                }
+                let since = match last_vote {
+                    Some((vote, since)) if vote == m.vote => since,
+                    _ => now,
+                };
+                last_vote = Some((m.vote, since));
+                let view = CampaignView {
+                    current_leader: m.current_leader,
+                    vote: m.vote,
+                    vote_age: now - since,
+                    outdone_by_log: self.refusals.outdone_after(outgoing.term),
+                };
+                campaign_step(&view, self.self_id, outgoing)
+            };
+            match step {
+                CampaignStep::Done(leader) => {
+                    let after = match cause {
+                        CampaignCause::LeaderGone => "failover",
+                        CampaignCause::Handback => "handback",
+                    };
+                    info!(group = %self.group, old_leader = outgoing.id, new_leader = leader, rank, attempts,
+                        elapsed_ms = started.elapsed().as_millis() as u64, "new leader after {after}");
+                    return true;
+                }
+                CampaignStep::Elect => {
+                    // Metrics trail Raft: a new leader's first append may already be in, and an
+                    // election now would depose it. Raft's own state is current.
+                    let live = self.raft.with_raft_state(|st| *st.vote_ref()).await;
+                    let vote = match live {
+                        Ok(vote) => vote,
+                        Err(fatal) => {
+                            debug!(group = %self.group, error = %fatal, "Raft stopped during the campaign");
+                            return false;
+                        }
+                    };
+                    if leader_established(&vote, outgoing) {
+                        debug!(group = %self.group, %vote, "a new leader is established; not electing");
+                    } else {
+                        attempts += 1;
+                        debug!(group = %self.group, rank, attempts, ?cause, "starting an election");
+                        if let Err(fatal) = self.raft.trigger().elect().await {
+                            debug!(group = %self.group, error = %fatal, "Raft stopped during the campaign");
+                            return false;
+                        }
+                    }
+                }
+                CampaignStep::Wait => {}
+            }
+            if started.elapsed() >= GIVE_UP_AFTER {
+                // A handback is optional: the old leader was fine, so failing it is no warning.
+                match cause {
+                    CampaignCause::LeaderGone => {
+                        warn!(group = %self.group, old_leader = outgoing.id, rank, attempts,
+                        "no new leader after {GIVE_UP_AFTER:?}; leaving it to Raft's election timers")
+                    }
+                    CampaignCause::Handback => {
+                        info!(group = %self.group, old_leader = outgoing.id, rank, attempts,
+                        "handback campaign: no new leader after {GIVE_UP_AFTER:?}; leaving it to Raft's election timers")
+                    }
+                }
+                return false;
+            }
+            // Until the next attempt, only a new leader interrupts.
+            let next = Instant::now() + pace;
+            loop {
+                tokio::select! {
+                    changed = metrics.changed() => {
+                        if changed.is_err() {
+                            return false;
+                        }
+                        if metrics.borrow().current_leader.is_some_and(|l| l != outgoing.id) {
+                            break;
+                        }
+                    }
+                    _ = tokio::time::sleep_until(next) => break,
+                }
+            }
+        }
+    }
+}
+
+/// Starts the campaign a `TimeoutNow` asks for: replace `outgoing`, which is alive and hands
+/// leadership away, with `campaign`'s preferred node ranked first. Ends when a new leader is
+/// known (true), when the campaign gives up (false) or when `shutdown` turns true (false).
+pub fn spawn_handback_campaign(
+    campaign: Campaign,
+    outgoing: OutgoingLeader,
+    shutdown: Option<watch::Receiver<bool>>,
+) -> JoinHandle<bool> {
+    tokio::spawn(async move {
+        let mut metrics = campaign.raft.metrics();
+        let stopping = async move {
+            match shutdown {
+                Some(mut rx) => {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            won = campaign.run(outgoing, CampaignCause::Handback, &mut metrics) => won,
+            _ = stopping => false,
+        }
+    })
 }
 
 // ---- the detector ----
@@ -259,11 +485,7 @@ pub fn spawn_failover_detector(
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let detector = Detector {
-        raft,
-        self_id,
-        group: Arc::from(group),
-        preferred,
-        refusals,
+        campaign: Campaign::new(raft, self_id, group, preferred, refusals),
     };
     tokio::spawn(async move {
         tokio::select! {
@@ -273,12 +495,9 @@ pub fn spawn_failover_detector(
     })
 }
 
+/// Watches the leader and campaigns when it is gone; `campaign` also says who this replica is.
 struct Detector {
-    raft: Raft,
-    self_id: NodeId,
-    group: Arc<str>,
-    preferred: Option<NodeId>,
-    refusals: VoteRefusals,
+    campaign: Campaign,
 }
 
 /// Why watching a leader ended.
@@ -301,9 +520,10 @@ type PingStream = tonic::Streaming<pb::LeaderPing>;
 
 impl Detector {
     async fn run(&self) {
-        let mut metrics = self.raft.metrics();
+        let me = &self.campaign;
+        let mut metrics = me.raft.metrics();
         // The leader a campaign already failed to replace: not campaigned against twice.
-        let mut given_up: Option<DeadLeader> = None;
+        let mut given_up: Option<OutgoingLeader> = None;
         loop {
             let (target, addr) = loop {
                 let found = {
@@ -311,7 +531,7 @@ impl Detector {
                     if m.running_state.is_err() || m.state == ServerState::Shutdown {
                         return;
                     }
-                    leader_to_watch(&m, self.self_id).filter(|(t, _)| Some(*t) != given_up)
+                    leader_to_watch(&m, me.self_id).filter(|(t, _)| Some(*t) != given_up)
                 };
                 if let Some(found) = found {
                     break found;
@@ -331,9 +551,12 @@ impl Detector {
                 }
                 WatchEnd::Unsupported => given_up = Some(target),
                 WatchEnd::Gone(why) => {
-                    info!(group = %self.group, leader = target.id, term = target.term, reason = %why,
+                    info!(group = %me.group, leader = target.id, term = target.term, reason = %why,
                         "leader is gone; campaigning");
-                    if !self.campaign(target, &mut metrics).await {
+                    if !me
+                        .run(target, CampaignCause::LeaderGone, &mut metrics)
+                        .await
+                    {
                         given_up = Some(target);
                     }
                 }
@@ -344,15 +567,16 @@ impl Detector {
     /// Follows `target` until it changes or is found gone.
     async fn watch(
         &self,
-        target: DeadLeader,
+        target: OutgoingLeader,
         addr: &str,
         metrics: &mut watch::Receiver<RaftMetrics>,
     ) -> WatchEnd {
+        let me = &self.campaign;
         let mut stream = match self.open(target, addr).await {
             Ok(stream) => stream,
             Err(end) => return end,
         };
-        debug!(group = %self.group, leader = target.id, term = target.term, "watching the leader");
+        debug!(group = %me.group, leader = target.id, term = target.term, "watching the leader");
         loop {
             let broken = tokio::select! {
                 biased;
@@ -364,7 +588,7 @@ impl Detector {
                     if m.running_state.is_err() {
                         return WatchEnd::RaftStopped;
                     }
-                    if leader_to_watch(&m, self.self_id).map(|(t, _)| t) != Some(target) {
+                    if leader_to_watch(&m, me.self_id).map(|(t, _)| t) != Some(target) {
                         return WatchEnd::LeaderChanged;
                     }
                     continue;
@@ -377,7 +601,7 @@ impl Detector {
                     Err(_) => format!("no ping for {PING_SILENCE:?}"),
                 },
             };
-            debug!(group = %self.group, leader = target.id, reason = %broken, "probing the leader");
+            debug!(group = %me.group, leader = target.id, reason = %broken, "probing the leader");
             stream = match self.open(target, addr).await {
                 Ok(stream) => stream,
                 Err(WatchEnd::Gone(why)) => return WatchEnd::Gone(format!("{broken}; then {why}")),
@@ -387,11 +611,11 @@ impl Detector {
     }
 
     /// Dials the leader afresh and waits for its first ping.
-    async fn open(&self, target: DeadLeader, addr: &str) -> Result<PingStream, WatchEnd> {
+    async fn open(&self, target: OutgoingLeader, addr: &str) -> Result<PingStream, WatchEnd> {
         let request = pb::WatchLeaderRequest {
-            group: self.group.to_string(),
+            group: self.campaign.group.to_string(),
             target_node_id: target.id,
-            follower_node_id: self.self_id,
+            follower_node_id: self.campaign.self_id,
         };
         let attempt = async {
             let endpoint = peer_endpoint(addr)
@@ -419,81 +643,6 @@ impl Detector {
             ))),
         }
     }
-
-    /// Campaigns to replace `dead` until a new leader is known (true) or the campaign gives up
-    /// or cannot run (false).
-    async fn campaign(&self, dead: DeadLeader, metrics: &mut watch::Receiver<RaftMetrics>) -> bool {
-        let started = Instant::now();
-        let voters: Vec<NodeId> = metrics
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
-        let Some(rank) = election_rank(self.self_id, dead.id, &voters, self.preferred) else {
-            return false;
-        };
-        let pace = retry_interval(rank);
-        let mut last_vote: Option<(Vote, Instant)> = None;
-        let mut attempts = 0u32;
-        loop {
-            let now = Instant::now();
-            let step = {
-                let m = metrics.borrow_and_update();
-                if m.running_state.is_err() {
-                    return false;
-                }
-                let since = match last_vote {
-                    Some((vote, since)) if vote == m.vote => since,
-                    _ => now,
-                };
-                last_vote = Some((m.vote, since));
-                let view = CampaignView {
-                    current_leader: m.current_leader,
-                    vote: m.vote,
-                    vote_age: now - since,
-                    outdone_by_log: self.refusals.outdone_after(dead.term),
-                };
-                campaign_step(&view, self.self_id, dead)
-            };
-            match step {
-                CampaignStep::Done(leader) => {
-                    info!(group = %self.group, old_leader = dead.id, new_leader = leader, rank, attempts,
-                        elapsed_ms = started.elapsed().as_millis() as u64, "new leader after failover");
-                    return true;
-                }
-                CampaignStep::Elect => {
-                    attempts += 1;
-                    debug!(group = %self.group, rank, attempts, "starting an election");
-                    if let Err(fatal) = self.raft.trigger().elect().await {
-                        debug!(group = %self.group, error = %fatal, "Raft stopped during the campaign");
-                        return false;
-                    }
-                }
-                CampaignStep::Wait => {}
-            }
-            if started.elapsed() >= GIVE_UP_AFTER {
-                warn!(group = %self.group, old_leader = dead.id, rank, attempts,
-                    "no new leader after {GIVE_UP_AFTER:?}; leaving it to Raft's election timers");
-                return false;
-            }
-            // Until the next attempt, only a new leader interrupts.
-            let next = Instant::now() + pace;
-            loop {
-                tokio::select! {
-                    changed = metrics.changed() => {
-                        if changed.is_err() {
-                            return false;
-                        }
-                        if metrics.borrow().current_leader.is_some_and(|l| l != dead.id) {
-                            break;
-                        }
-                    }
-                    _ = tokio::time::sleep_until(next) => break,
-                }
-            }
-        }
-    }
 }
 
 /// What a failed WatchLeader call says about the target.
@@ -511,7 +660,7 @@ mod tests {
 
     use super::*;
 
-    const DEAD: DeadLeader = DeadLeader { id: 0, term: 5 };
+    const DEAD: OutgoingLeader = OutgoingLeader { id: 0, term: 5 };
 
     fn view(current_leader: Option<NodeId>, vote: Vote, vote_age_ms: u64) -> CampaignView {
         CampaignView {
@@ -572,6 +721,14 @@ mod tests {
     }
 
     #[test]
+    fn an_established_new_leader_is_never_deposed() {
+        assert!(leader_established(&Vote::new_committed(6, 2), DEAD));
+        assert!(leader_established(&Vote::new_committed(6, 0), DEAD));
+        assert!(!leader_established(&Vote::new_committed(5, 0), DEAD));
+        assert!(!leader_established(&Vote::new(6, 2), DEAD));
+    }
+
+    #[test]
     fn campaign_keeps_electing_while_its_own_candidacy_fails() {
         assert_eq!(
             campaign_step(&view(None, Vote::new(8, 1), 500), 1, DEAD),
@@ -627,5 +784,9 @@ mod tests {
         refusals.log_ahead(2, 7);
         refusals.log_ahead(2, 6);
         assert!(refusals.outdone_after(5) && !refusals.outdone_after(7));
+        refusals.clear();
+        assert!(!refusals.outdone_after(5));
+        refusals.refused_longer_log(1, 6);
+        assert!(refusals.outdone_after(5));
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod failover;
+pub mod handback;
 pub mod network;
 pub mod service;
 pub mod typ;

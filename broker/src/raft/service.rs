@@ -1,6 +1,7 @@
 //! The server side of Raft between the replicas of a group, mounted on the replication port:
-//! `raftmq.v1.RaftService` (openraft's RPCs) and `raftmq.v1.LeaderWatchService` (the stream
-//! followers watch to notice a dead leader at once, see [`crate::raft::failover`]).
+//! `raftmq.v1.RaftService` (openraft's RPCs, and `TimeoutNow`, which starts a handback campaign,
+//! see [`crate::raft::handback`]) and `raftmq.v1.LeaderWatchService` (the stream followers watch
+//! to notice a dead leader at once, see [`crate::raft::failover`]).
 //!
 //! Every request names its group and target node; a replica that is not that node of that
 //! group answers NOT_FOUND (a restarted process may have taken over a stale address). A
@@ -8,6 +9,7 @@
 //! Malformed requests answer INVALID_ARGUMENT. Raft-level refusals travel in the reply.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, info};
 
 use crate::raft::convert;
+use crate::raft::failover::{spawn_handback_campaign, Campaign, VoteRefusals};
+use crate::raft::handback::{check_handback, Handback};
 use crate::raft::network::{CONNECTION_WINDOW_BYTES, MAX_RAFT_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use crate::raft::typ::{NodeId, Raft, RaftMetrics};
 
@@ -47,8 +51,24 @@ pub struct RaftGrpcService {
     /// This replica's Raft node id.
     self_id: NodeId,
     /// Turns true when the node shuts down: ends WatchLeader streams, which would otherwise
-    /// hold a graceful server shutdown open for as long as this node leads.
+    /// hold a graceful server shutdown open for as long as this node leads, and handback
+    /// campaigns.
     shutdown: Option<watch::Receiver<bool>>,
+    /// Candidates this replica refused although their log is ahead of its own: a handback
+    /// campaign yields to them (the detector's copy, fed by outgoing vote requests, lives in the
+    /// network layer, out of reach here).
+    longer_logs: VoteRefusals,
+    /// A handback campaign runs: a second `TimeoutNow` must not start another.
+    handback_running: Arc<AtomicBool>,
+}
+
+/// Clears [`RaftGrpcService::handback_running`] when a handback campaign ends, however it ends.
+struct HandbackRunning(Arc<AtomicBool>);
+
+impl Drop for HandbackRunning {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl RaftGrpcService {
@@ -59,6 +79,8 @@ impl RaftGrpcService {
             group: Arc::from(group.into()),
             self_id,
             shutdown: None,
+            longer_logs: VoteRefusals::default(),
+            handback_running: Arc::default(),
         }
     }
 
@@ -134,11 +156,22 @@ impl RaftService for RaftGrpcService {
         let req = request.into_inner();
         self.check_target(&req.group, req.target_node_id)?;
         let req = convert::vote_request_from_pb(&req)?;
+        let (candidate, term, candidate_log) = (
+            req.vote.leader_id.voted_for,
+            req.vote.leader_id.term,
+            req.last_log_id,
+        );
         let resp = self
             .raft
             .vote(req)
             .await
             .map_err(|e| self.raft_error(e, |never| match never {}))?;
+        // `resp.last_log_id` is this replica's own last log id.
+        if let Some(candidate) = candidate.filter(|_| !resp.vote_granted) {
+            if candidate_log > resp.last_log_id {
+                self.longer_logs.refused_longer_log(candidate, term);
+            }
+        }
         Ok(Response::new(convert::vote_response_to_pb(&resp)))
     }
 
@@ -170,13 +203,61 @@ impl RaftService for RaftGrpcService {
 
     async fn timeout_now(
         &self,
-        _request: Request<pb::TimeoutNowRequest>,
+        request: Request<pb::TimeoutNowRequest>,
     ) -> Result<Response<pb::TimeoutNowResponse>, Status> {
-        // openraft 0.9 has no leadership transfer: the other voters refuse a campaign while
-        // their leader lease runs, so "elect now" would only depose the leader, not hand over.
-        Err(Status::unimplemented(
-            "TimeoutNow: leadership transfer is not supported yet",
-        ))
+        let req = request.into_inner();
+        self.check_target(&req.group, req.target_node_id)?;
+        let handback = Handback::from_pb(&req)?;
+        let declined = |remark: String| {
+            debug!(group = %self.group, leader = handback.leader.id, %remark, "declined a handback");
+            Ok(Response::new(pb::TimeoutNowResponse {
+                status: Some(pb::ResponseStatus::new(
+                    pb::ResponseCode::IllegalArgument,
+                    remark,
+                )),
+            }))
+        };
+        {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            if let Err(fatal) = &m.running_state {
+                return Err(self.stopped(fatal));
+            }
+            if let Some(why) = check_handback(&m, self.self_id, &handback) {
+                return declined(why);
+            }
+        }
+        if self
+            .handback_running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return declined(format!(
+                "node {} is already campaigning for a handback",
+                self.self_id
+            ));
+        }
+        let running = HandbackRunning(self.handback_running.clone());
+        // Only candidates of this campaign count: one seen ahead in an earlier term must not
+        // keep this replica from standing now.
+        self.longer_logs.clear();
+        info!(group = %self.group, leader = handback.leader.id, term = handback.leader.term,
+            preferred = handback.preferred, "the leader hands leadership back; campaigning");
+        let campaign = Campaign::new(
+            self.raft.clone(),
+            self.self_id,
+            self.group.clone(),
+            Some(handback.preferred),
+            self.longer_logs.clone(),
+        );
+        let task = spawn_handback_campaign(campaign, handback.leader, self.shutdown.clone());
+        tokio::spawn(async move {
+            let _ = task.await;
+            drop(running);
+        });
+        Ok(Response::new(pb::TimeoutNowResponse {
+            status: Some(pb::ResponseStatus::ok()),
+        }))
     }
 }
 
