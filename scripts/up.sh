@@ -13,4 +13,4 @@ cd "$(dirname "$0")/.."
 # mqadmin and mqbench (client) are what the next steps mqcluster prints use.
 packages=(-p broker -p nameserver -p mqcluster -p client)
 cargo build --release --locked "${packages[@]}"
-exec target/release/mqcluster up --layout dledger "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/mqcluster" up --layout dledger "$@"
