@@ -1,6 +1,8 @@
 //! Registration with the nameservers (DESIGN §5): every replica registers with every
 //! nameserver in `namesrvAddr` on start, at once whenever its Raft role or term changes, and
-//! by heartbeat every `registerNameServerPeriod` (1 s). Nameservers share nothing, so each
+//! by heartbeat every `registerNameServerPeriod` (1 s). Topic changes travel with the next
+//! heartbeat: watching every applied entry for them would cost each registration loop a copy
+//! of the topic table per applied batch, on the send path's hottest moments. Nameservers share nothing, so each
 //! gets its own loop; one that is down does not delay the others.
 
 use std::time::Duration;
@@ -111,12 +113,11 @@ async fn register_loop(
 ) {
     let mut client = NameServiceClient::new(channel);
     let mut metrics = ctx.raft.metrics();
-    let mut applied = ctx.state.subscribe();
-    let mut last_sent: Option<(pb::RaftRole, u64, bool, usize)> = None;
+    let mut last_sent: Option<(pb::RaftRole, u64, bool)> = None;
     let mut reachable = true;
     loop {
         let req = registration(&ctx, &ha_addr);
-        let key = (req.raft_role(), req.term, req.is_leader, req.topics.len());
+        let key = (req.raft_role(), req.term, req.is_leader);
         match client.register_broker(req).await {
             Ok(resp) => {
                 let resp = resp.into_inner();
@@ -127,7 +128,7 @@ async fn register_loop(
                 if key.2 && !resp.leader_accepted {
                     debug!(%addr, term = key.1, "nameserver knows a leader with a higher term");
                 }
-                if last_sent.map(|k| (k.0, k.1, k.2)) != Some((key.0, key.1, key.2)) {
+                if last_sent != Some(key) {
                     info!(%addr, role = ?key.0, term = key.1, "registered with nameserver");
                 }
                 last_sent = Some(key);
@@ -150,11 +151,7 @@ async fn register_loop(
                     if changed.is_err() { return; }
                     let m = metrics.borrow_and_update().clone();
                     let now = (raft_role(m.state), m.current_term, m.current_leader == Some(ctx.node_id) && m.state == ServerState::Leader);
-                    if last_sent.map(|k| (k.0, k.1, k.2)) != Some(now) { break; }
-                }
-                changed = applied.changed() => {
-                    if changed.is_err() { return; }
-                    if last_sent.is_some_and(|k| k.3 != ctx.state.topics().len()) { break; }
+                    if last_sent != Some(now) { break; }
                 }
                 changed = stopped.changed() => {
                     let stop = changed.is_err() || *stopped.borrow();

@@ -2,7 +2,7 @@
 //! Raft, answer with each message's id and queue offset.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -86,16 +86,15 @@ pub fn check_batch(
 /// Round-robin queue choice for sends that leave the queue to the broker.
 #[derive(Default)]
 pub struct QueueCursor {
-    next: Mutex<HashMap<String, AtomicU32>>,
+    next: Mutex<HashMap<String, u32>>,
 }
 
 impl QueueCursor {
     pub fn pick(&self, topic: &str, write_queues: u32) -> u32 {
         let mut map = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        let n = map
-            .entry(topic.to_string())
-            .or_default()
-            .fetch_add(1, Ordering::Relaxed);
+        let next = map.entry(topic.to_string()).or_default();
+        let n = *next;
+        *next = next.wrapping_add(1);
         n % write_queues.max(1)
     }
 }
