@@ -107,6 +107,9 @@ struct Args {
     /// Message body size in bytes.
     #[arg(long, default_value_t = 1024)]
     body_size: usize,
+    /// How sends travel: a send stream per connection (as the producer sends) or unary calls.
+    #[arg(long, value_enum, default_value = "stream")]
+    transport: route::Transport,
     /// HTTP/2 connections to the leader for inflight64 and batch32x8.
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -252,7 +255,13 @@ async fn run_scenario(scenario: Scenario, args: &Args, settings: &GroupSettings)
         .load_shape(args.connections)
         .map_or(1, |s| s.connections);
     let route = Arc::new(
-        LeaderRoute::discover(&group.client_addrs(), lanes, Duration::from_secs(30)).await?,
+        LeaderRoute::discover(
+            &group.client_addrs(),
+            lanes,
+            args.transport,
+            Duration::from_secs(30),
+        )
+        .await?,
     );
     let topic = format!("E2eBench_{name}");
     route

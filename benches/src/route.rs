@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use client::send_stream::SendStreams;
 use proto::v1::{self as pb, ResponseCode};
 use proto::BrokerServiceClient;
 use tonic::transport::{Channel, Endpoint};
@@ -32,27 +33,81 @@ pub fn connect(addr: &str) -> Result<Client> {
         .max_encoding_message_size(64 << 20))
 }
 
+/// How sends travel to the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// One `SendMessageStream` per connection, as the client library's producer sends.
+    Stream,
+    /// One unary `SendMessage` call per send.
+    Unary,
+}
+
+/// One HTTP/2 connection to the leader and its send stream.
+struct Lane {
+    client: Client,
+    streams: SendStreams,
+}
+
 /// Connections to the replica believed to lead.
 pub struct LeaderLink {
     /// Its client address.
     pub addr: Arc<str>,
     /// Several HTTP/2 connections, so one connection is not the bottleneck; a sender uses
     /// lane `n % lanes.len()`.
-    lanes: Vec<Client>,
+    lanes: Vec<Lane>,
+    transport: Transport,
 }
 
 impl LeaderLink {
-    fn open(addr: &str, lanes: usize) -> Result<LeaderLink> {
+    fn open(addr: &str, lanes: usize, transport: Transport) -> Result<LeaderLink> {
         Ok(LeaderLink {
             addr: addr.into(),
             lanes: (0..lanes.max(1))
-                .map(|_| connect(addr))
+                .map(|_| {
+                    Ok(Lane {
+                        client: connect(addr)?,
+                        streams: SendStreams::default(),
+                    })
+                })
                 .collect::<Result<_>>()?,
+            transport,
         })
     }
 
-    fn lane(&self, n: usize) -> Client {
-        self.lanes[n % self.lanes.len()].clone()
+    /// Sends one request on lane `n`, waiting up to `timeout`.
+    async fn send(
+        &self,
+        n: usize,
+        req: &pb::SendMessageRequest,
+        timeout: Duration,
+    ) -> Result<pb::SendMessageResponse, String> {
+        let lane = &self.lanes[n % self.lanes.len()];
+        let outcome = match self.transport {
+            Transport::Unary => {
+                let mut client = lane.client.clone();
+                match tokio::time::timeout(timeout, client.send_message(req.clone())).await {
+                    Ok(Ok(resp)) => Ok(resp.into_inner()),
+                    Ok(Err(e)) => Err(e.message().to_string()),
+                    Err(_) => Err(format!("no answer in {timeout:?}")),
+                }
+            }
+            Transport::Stream => {
+                let opened = tokio::time::timeout(
+                    timeout,
+                    lane.streams.get(&self.addr, || Ok(lane.client.clone())),
+                )
+                .await;
+                match opened {
+                    Ok(Ok(stream)) => stream
+                        .send(req.clone(), timeout)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no send stream in {timeout:?}")),
+                }
+            }
+        };
+        outcome.map_err(|e| format!("{}: {e}", self.addr))
     }
 }
 
@@ -70,6 +125,7 @@ pub struct LeaderRoute {
     /// One status connection per replica, to ask who leads.
     replicas: Vec<(String, Client)>,
     lanes: usize,
+    transport: Transport,
     current: RwLock<Arc<LeaderLink>>,
 }
 
@@ -79,6 +135,7 @@ impl LeaderRoute {
     pub async fn discover(
         replicas: &[String],
         lanes: usize,
+        transport: Transport,
         timeout: Duration,
     ) -> Result<LeaderRoute> {
         let replicas = replicas
@@ -96,9 +153,10 @@ impl LeaderRoute {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         Ok(LeaderRoute {
-            current: RwLock::new(Arc::new(LeaderLink::open(&leader, lanes)?)),
+            current: RwLock::new(Arc::new(LeaderLink::open(&leader, lanes, transport)?)),
             replicas,
             lanes,
+            transport,
         })
     }
 
@@ -114,7 +172,7 @@ impl LeaderRoute {
         if &*guard.addr == addr {
             return;
         }
-        match LeaderLink::open(addr, self.lanes) {
+        match LeaderLink::open(addr, self.lanes, self.transport) {
             Ok(link) => {
                 tracing::info!(from = %guard.addr, to = addr, "following the leader");
                 *guard = Arc::new(link);
@@ -148,43 +206,39 @@ impl LeaderRoute {
     ) -> Result<Acked> {
         loop {
             let link = self.link();
-            let mut client = link.lane(lane);
             let budget = give_up
                 .saturating_duration_since(Instant::now())
                 .min(ATTEMPT_TIMEOUT);
             let mut hint = None;
-            let last_error =
-                match tokio::time::timeout(budget, client.send_message(req.clone())).await {
-                    Ok(Ok(resp)) => {
-                        let resp = resp.into_inner();
-                        let status = resp.status.clone().unwrap_or_default();
-                        match status.code() {
-                            ResponseCode::Ok => {
-                                return Ok(Acked {
-                                    response: resp,
-                                    leader: link.addr.clone(),
-                                    at: Instant::now(),
-                                })
-                            }
-                            ResponseCode::NotLeader => {
-                                hint = status.leader_hint().map(|h| h.leader_addr.clone());
-                                format!("NOT_LEADER from {}", link.addr)
-                            }
-                            ResponseCode::ServiceNotAvailable => {
-                                format!("SERVICE_NOT_AVAILABLE: {}", status.remark)
-                            }
-                            other => {
-                                return Err(anyhow!(
-                                    "{} refused the send: {other:?} {}",
-                                    link.addr,
-                                    status.remark
-                                ))
-                            }
+            let last_error = match link.send(lane, req, budget).await {
+                Ok(resp) => {
+                    let status = resp.status.clone().unwrap_or_default();
+                    match status.code() {
+                        ResponseCode::Ok => {
+                            return Ok(Acked {
+                                response: resp,
+                                leader: link.addr.clone(),
+                                at: Instant::now(),
+                            })
+                        }
+                        ResponseCode::NotLeader => {
+                            hint = status.leader_hint().map(|h| h.leader_addr.clone());
+                            format!("NOT_LEADER from {}", link.addr)
+                        }
+                        ResponseCode::ServiceNotAvailable => {
+                            format!("SERVICE_NOT_AVAILABLE: {}", status.remark)
+                        }
+                        other => {
+                            return Err(anyhow!(
+                                "{} refused the send: {other:?} {}",
+                                link.addr,
+                                status.remark
+                            ))
                         }
                     }
-                    Ok(Err(e)) => format!("{}: {}", link.addr, e.message()),
-                    Err(_) => format!("{}: no answer in {budget:?}", link.addr),
-                };
+                }
+                Err(e) => e,
+            };
             if Instant::now() >= give_up {
                 bail!("not acknowledged before the deadline; last error: {last_error}");
             }
@@ -198,7 +252,7 @@ impl LeaderRoute {
         let deadline = Instant::now() + timeout;
         loop {
             let link = self.link();
-            let mut client = link.lane(0);
+            let mut client = link.lanes[0].client.clone();
             let req = pb::CreateOrUpdateTopicRequest {
                 topic: Some(topic.clone()),
             };

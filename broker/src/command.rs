@@ -15,7 +15,11 @@
 //! OFFSETS  tag=4 u8 | group_len u16 | group | count u32 | (topic_len u16 | topic | queue_id u32
 //!          | offset u64) * count
 //! NODE     tag=5 u8 | node_id u64 | addr_len u16 | client address
+//! BATCH    tag=6 u8 | count u32 | (len u32 | SEND command) * count
 //! ```
+//! BATCH is how the leader coalesces sends that arrive together (to any queues) into one log
+//! entry: one append, one replication round and one apply for all of them. Its parts are
+//! applied in order, exactly as if each were an entry of its own.
 //! NODE is what a new leader writes first: its client address, so every replica can point a
 //! producer that reached it at the leader (`NOT_LEADER` with the leader's address).
 //! The consume queue stores each record's position (of its `len` field), size and tag hash:
@@ -44,6 +48,7 @@ const TAG_TOPIC: u8 = 2;
 const TAG_DELETE_TOPIC: u8 = 3;
 const TAG_OFFSETS: u8 = 4;
 const TAG_NODE: u8 = 5;
+const TAG_BATCH: u8 = 6;
 
 /// A decoded command.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +74,8 @@ pub enum Command {
         node_id: u64,
         client_addr: String,
     },
+    /// Sends coalesced into one entry: each part's offset in the command body, and the part.
+    Batch(Vec<(usize, LogCommand)>),
 }
 
 /// Why a command body could not be decoded.
@@ -172,6 +179,23 @@ impl LogCommand {
         LogCommand(out.freeze())
     }
 
+    /// Coalesces send commands into one BATCH command; their order is kept.
+    pub fn batch<'a>(parts: impl ExactSizeIterator<Item = &'a LogCommand>) -> LogCommand {
+        let mut out = BytesMut::new();
+        out.put_u8(TAG_BATCH);
+        out.put_u32_le(parts.len() as u32);
+        for part in parts {
+            out.put_u32_le(part.0.len() as u32);
+            out.put_slice(&part.0);
+        }
+        LogCommand(out.freeze())
+    }
+
+    /// Whether this is a SEND (the only command a BATCH may hold).
+    pub fn is_send(&self) -> bool {
+        self.0.first() == Some(&TAG_SEND)
+    }
+
     /// Decodes the command. Message records are not decoded here: see [`records`].
     pub fn decode(&self) -> Result<Command, DecodeError> {
         let mut buf = self.0.clone();
@@ -232,6 +256,32 @@ impl LogCommand {
                     node_id,
                     client_addr: get_str16(&mut buf)?,
                 })
+            }
+            TAG_BATCH => {
+                if buf.remaining() < 4 {
+                    return Err(DecodeError("truncated batch header"));
+                }
+                let count = buf.get_u32_le() as usize;
+                let mut parts = Vec::with_capacity(count.min(4096));
+                for _ in 0..count {
+                    if buf.remaining() < 4 {
+                        return Err(DecodeError("truncated batch part length"));
+                    }
+                    let len = buf.get_u32_le() as usize;
+                    if buf.remaining() < len {
+                        return Err(DecodeError("batch part overruns the command"));
+                    }
+                    let at = self.0.len() - buf.remaining();
+                    let part = LogCommand(buf.split_to(len));
+                    if !part.is_send() {
+                        return Err(DecodeError("a batch part is not a send"));
+                    }
+                    parts.push((at, part));
+                }
+                if buf.has_remaining() {
+                    return Err(DecodeError("bytes after the last batch part"));
+                }
+                Ok(Command::Batch(parts))
             }
             _ => Err(DecodeError("unknown command tag")),
         }
@@ -353,6 +403,31 @@ mod tests {
     }
 
     #[test]
+    fn batch_parts_keep_their_order_and_offsets() {
+        let a = LogCommand::send("T", 0, &[msg("a", b"one")]);
+        let b = LogCommand::send("U", 2, &[msg("b", b"two"), msg("c", b"three")]);
+        let cmd = LogCommand::batch([&a, &b].into_iter());
+        let Command::Batch(parts) = cmd.decode().unwrap() else {
+            panic!("not a batch")
+        };
+        assert_eq!(parts.len(), 2);
+        assert_eq!((&parts[0].1, &parts[1].1), (&a, &b));
+        for (at, part) in &parts {
+            assert_eq!(&cmd.0[*at..*at + part.0.len()], &part.0[..]);
+        }
+        // Only sends may be batched, and the parts must fill the command exactly.
+        let topic = LogCommand::delete_topic("x");
+        assert!(LogCommand::batch([&a, &topic].into_iter())
+            .decode()
+            .is_err());
+        let mut long = cmd.0.to_vec();
+        long.push(0);
+        assert!(LogCommand(Bytes::from(long)).decode().is_err());
+        let short = cmd.0.slice(..cmd.0.len() - 1);
+        assert!(LogCommand(short).decode().is_err());
+    }
+
+    #[test]
     fn other_commands_round_trip() {
         let t = TopicConfig {
             topic_name: "T".into(),
@@ -390,7 +465,7 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         for len in 0..40 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 1) as u8).collect();
-            for tag in 1..=6u8 {
+            for tag in 1..=7u8 {
                 let mut b = vec![tag];
                 b.extend_from_slice(&junk);
                 let cmd = LogCommand(Bytes::from(b));

@@ -201,6 +201,7 @@ impl BrokerNode {
             client_addr,
             raft_addr,
             raft: raft.clone(),
+            proposer: crate::service::proposer::Proposer::spawn(raft.clone()),
             state: state.clone(),
             log: log.clone(),
             consumers: Default::default(),
@@ -238,7 +239,7 @@ impl BrokerNode {
 
         // Client port: the broker API.
         let mut stop_rx = stopped.clone();
-        let grpc = BrokerGrpc::new(ctx);
+        let grpc = BrokerGrpc::new(ctx, stopped.clone());
         tasks.push(tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .tcp_nodelay(true)

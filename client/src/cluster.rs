@@ -3,6 +3,7 @@
 //! leader: follow `NOT_LEADER` hints, wait for a new leader when the old one is gone.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use proto::v1::{self as pb, ResponseCode, ResponseStatus};
@@ -14,6 +15,7 @@ use crate::error::ClientError;
 use crate::nameserver::{refused, status_code, NameServerClient};
 use crate::namesrv_list::NameServerList;
 use crate::routes::Routes;
+use crate::send_stream::SendStreams;
 use crate::transport::{self, BrokerPool, ClientOptions};
 
 /// After a failed request, how long to wait for the group's leader to change before trying
@@ -70,6 +72,8 @@ pub enum ReadFrom {
 pub struct Cluster {
     routes: Routes,
     pool: BrokerPool,
+    /// Producers' sends go over one `SendMessageStream` per broker.
+    send_streams: Arc<SendStreams>,
     born_host: String,
 }
 
@@ -90,6 +94,7 @@ impl Cluster {
         Ok(Self {
             routes,
             pool: BrokerPool::new(options),
+            send_streams: Arc::default(),
             born_host: local_host_name(),
         })
     }
@@ -122,6 +127,34 @@ impl Cluster {
     /// A client for the broker at `addr`.
     pub fn broker(&self, addr: &str) -> Result<BrokerServiceClient<Channel>, ClientError> {
         self.pool.client(addr)
+    }
+
+    /// Sends one SendMessage request to the broker at `addr` over its send stream, waiting up
+    /// to `timeout` (opening the stream included); no retry.
+    pub async fn send(
+        &self,
+        addr: &str,
+        request: pb::SendMessageRequest,
+        timeout: Duration,
+    ) -> Result<pb::SendMessageResponse, ClientError> {
+        let started = Instant::now();
+        let opened = tokio::time::timeout(
+            timeout,
+            self.send_streams.get(addr, || self.pool.client(addr)),
+        )
+        .await;
+        let stream = match opened {
+            Ok(stream) => stream?,
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    what: format!("opening a send stream to {addr}"),
+                    after: timeout,
+                })
+            }
+        };
+        stream
+            .send(request, timeout.saturating_sub(started.elapsed()))
+            .await
     }
 
     /// Runs one request against the broker at `addr` with the unary deadline (no retry).

@@ -41,6 +41,7 @@ pub mod queue_selector;
 pub mod retry;
 pub mod route_table;
 pub mod routes;
+pub mod send_stream;
 mod task;
 pub mod transport;
 

@@ -20,7 +20,7 @@ use crate::nameserver::{refused, status_code};
 use crate::queue_selector::QueueSelector;
 use crate::retry::{AttemptOutcome, NextStep, RetryPolicy, RetryState};
 use crate::route_table::RouteTable;
-use crate::transport::{self, ClientOptions};
+use crate::transport::ClientOptions;
 
 /// Pause before retrying a group that answered `SERVICE_NOT_AVAILABLE`, per failure so far.
 const UNAVAILABLE_BACKOFF: Duration = Duration::from_millis(200);
@@ -204,12 +204,7 @@ impl Producer {
                 producer_group: config.group.clone(),
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let client = cluster.broker(&current.addr)?;
-            let reply = transport::call(&current.addr, "SendMessage", remaining, {
-                let mut client = client;
-                async move { client.send_message(request).await }
-            })
-            .await;
+            let reply = cluster.send(&current.addr, request, remaining).await;
 
             let (outcome, error) = match reply {
                 Ok(reply) => {

@@ -45,6 +45,7 @@ fn broker_service_has_client_and_admin_rpcs() {
         rpcs("BrokerService"),
         [
             "SendMessage",
+            "SendMessageStream",
             "PullMessage",
             "CommitConsumerOffset",
             "QueryConsumerOffset",
@@ -92,6 +93,7 @@ fn raft_service_carries_openraft_rpcs() {
         rpcs("RaftService"),
         [
             "AppendEntries",
+            "AppendEntriesStream",
             "Vote",
             "InstallSnapshot",
             "JoinGroup",

@@ -28,6 +28,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{EntryPayload, RPCTypes};
+use proto::v1 as pb;
 use proto::RaftServiceClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
@@ -140,6 +141,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             target,
             node: node.clone(),
             client,
+            appends: None,
             refusals: self.refusals.clone(),
         }
     }
@@ -154,7 +156,17 @@ pub struct GrpcNetwork {
     node: Node,
     /// The gRPC client, or why there is none (an address that is not a valid URI).
     client: Result<RaftServiceClient<Channel>, String>,
+    /// The open `AppendEntriesStream`, if any. openraft calls `append_entries` of one client
+    /// from one replication task, one call at a time, so requests and replies pair up in
+    /// order. Any failure drops the stream; the next append opens a new one.
+    appends: Option<AppendStream>,
     refusals: VoteRefusals,
+}
+
+/// Both ends of an open `AppendEntriesStream`.
+struct AppendStream {
+    requests: tokio::sync::mpsc::Sender<pb::AppendEntriesRequest>,
+    replies: tonic::Streaming<pb::AppendEntriesResponse>,
 }
 
 /// The address did not parse: nothing to connect to.
@@ -189,6 +201,40 @@ impl GrpcNetwork {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(self.status_error(action, status)),
             Err(_elapsed) => Err(self.timeout(action, ttl)),
+        }
+    }
+
+    /// Sends one append over the `AppendEntriesStream`, opening it first if needed, and
+    /// waits for its reply.
+    async fn append_streamed(
+        &mut self,
+        request: pb::AppendEntriesRequest,
+    ) -> Result<pb::AppendEntriesResponse, tonic::Status> {
+        if self.appends.is_none() {
+            let mut client = self
+                .client
+                .clone()
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let (requests, rx) = tokio::sync::mpsc::channel(1);
+            let replies = client
+                .append_entries_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await?
+                .into_inner();
+            self.appends = Some(AppendStream { requests, replies });
+        }
+        let Some(stream) = self.appends.as_mut() else {
+            return Err(tonic::Status::internal("no append stream"));
+        };
+        stream
+            .requests
+            .send(request)
+            .await
+            .map_err(|_| tonic::Status::unavailable("the append stream closed"))?;
+        match stream.replies.message().await? {
+            Some(reply) => Ok(reply),
+            None => Err(tonic::Status::unavailable(
+                "the peer ended the append stream",
+            )),
         }
     }
 
@@ -254,15 +300,19 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
                 PayloadTooLarge::new_entries_hint(fit),
             ));
         }
-        let pb = convert::append_request_to_pb(&self.group, self.target, &req);
-        let resp = self
-            .call(
-                RPCTypes::AppendEntries,
-                &option,
-                pb,
-                |mut c, r| async move { c.append_entries(r).await },
-            )
-            .await?;
+        let request = convert::append_request_to_pb(&self.group, self.target, &req);
+        let ttl = option.hard_ttl();
+        let resp = match tokio::time::timeout(ttl, self.append_streamed(request)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(status)) => {
+                self.appends = None;
+                return Err(self.status_error(RPCTypes::AppendEntries, status));
+            }
+            Err(_elapsed) => {
+                self.appends = None;
+                return Err(self.timeout(RPCTypes::AppendEntries, ttl));
+            }
+        };
         convert::append_response_from_pb(&resp).map_err(|e| self.malformed_reply(e))
     }
 

@@ -20,7 +20,7 @@ use proto::v1 as pb;
 use proto::v1::leader_watch_service_server::{LeaderWatchService, LeaderWatchServiceServer};
 use proto::{RaftService, RaftServiceServer};
 use tokio::sync::watch;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
 use crate::raft::convert;
@@ -28,6 +28,10 @@ use crate::raft::failover::{spawn_handback_campaign, Campaign, VoteRefusals};
 use crate::raft::handback::{check_handback, Handback};
 use crate::raft::network::{CONNECTION_WINDOW_BYTES, MAX_RAFT_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
 use crate::raft::typ::{NodeId, Raft, RaftMetrics};
+
+/// The reply stream of `AppendEntriesStream`.
+pub type AppendReplies =
+    Pin<Box<dyn Stream<Item = Result<pb::AppendEntriesResponse, Status>> + Send + 'static>>;
 
 /// How often a leader pings each follower watching it. A follower that misses several pings
 /// probes the leader; a dead leader is normally noticed much sooner, by the broken stream.
@@ -122,6 +126,21 @@ impl RaftGrpcService {
         ))
     }
 
+    /// Hands one append (or heartbeat) to Raft: the unary and the streaming RPC share it.
+    async fn append_one(
+        &self,
+        req: pb::AppendEntriesRequest,
+    ) -> Result<pb::AppendEntriesResponse, Status> {
+        self.check_target(&req.group, req.target_node_id)?;
+        let req = convert::append_request_from_pb(&req)?;
+        let resp = self
+            .raft
+            .append_entries(req)
+            .await
+            .map_err(|e| self.raft_error(e, |never| match never {}))?;
+        Ok(convert::append_response_to_pb(&resp))
+    }
+
     /// Maps openraft's error for an RPC: a Raft-level refusal goes to `api`, a stopped Raft
     /// is UNAVAILABLE.
     fn raft_error<E>(&self, e: RaftError<NodeId, E>, api: impl FnOnce(E) -> Status) -> Status {
@@ -138,15 +157,45 @@ impl RaftService for RaftGrpcService {
         &self,
         request: Request<pb::AppendEntriesRequest>,
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
-        let req = request.into_inner();
-        self.check_target(&req.group, req.target_node_id)?;
-        let req = convert::append_request_from_pb(&req)?;
-        let resp = self
-            .raft
-            .append_entries(req)
+        self.append_one(request.into_inner())
             .await
-            .map_err(|e| self.raft_error(e, |never| match never {}))?;
-        Ok(Response::new(convert::append_response_to_pb(&resp)))
+            .map(Response::new)
+    }
+
+    type AppendEntriesStreamStream = AppendReplies;
+
+    async fn append_entries_stream(
+        &self,
+        request: Request<Streaming<pb::AppendEntriesRequest>>,
+    ) -> Result<Response<AppendReplies>, Status> {
+        let incoming = request.into_inner();
+        let shutdown = self.shutdown.clone();
+        // Requests are handled one at a time inside the reply stream: no task, no channel.
+        let replies = futures::stream::unfold(
+            Some((self.clone(), incoming, shutdown)),
+            |state| async move {
+                let (this, mut incoming, mut shutdown) = state?;
+                let next = match shutdown.as_mut() {
+                    Some(stop) => tokio::select! {
+                        next = incoming.message() => next,
+                        _ = stop.wait_for(|&stopped| stopped) => {
+                            let status = Status::unavailable("replica shutting down");
+                            return Some((Err(status), None));
+                        }
+                    },
+                    None => incoming.message().await,
+                };
+                match next {
+                    Ok(Some(req)) => match this.append_one(req).await {
+                        Ok(reply) => Some((Ok(reply), Some((this, incoming, shutdown)))),
+                        Err(status) => Some((Err(status), None)),
+                    },
+                    // The sender closed the stream or its connection broke.
+                    Ok(None) | Err(_) => None,
+                }
+            },
+        );
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn vote(

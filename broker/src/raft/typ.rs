@@ -53,4 +53,6 @@ pub enum ApplyResult {
     },
     /// The command was refused when applied (e.g. a send to a topic deleted meanwhile).
     Refused(String),
+    /// A batch of coalesced sends: one result per part, in order.
+    Batch(Vec<ApplyResult>),
 }

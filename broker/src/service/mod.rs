@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod consumers;
+pub mod proposer;
 pub mod pull;
 pub mod send;
 
@@ -16,12 +17,14 @@ use openraft::ServerState;
 use proto::v1::broker_service_server::BrokerService as BrokerServiceApi;
 use proto::v1::{self as pb, LeaderHint, ResponseCode, ResponseStatus};
 use raft_log::LogStore;
-use tonic::{Request, Response, Status};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::command::LogCommand;
 use crate::config::BrokerConfig;
-use crate::raft::typ::{ApplyResult, NodeId, Raft};
+use crate::raft::typ::{ApplyResult, Node, NodeId, Raft};
 use crate::state::BrokerState;
+use proposer::ProposeError;
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -34,6 +37,8 @@ pub struct BrokerContext {
     /// This replica's replication address (its `dLegerPeers` entry).
     pub raft_addr: SocketAddr,
     pub raft: Raft,
+    /// Where sends are proposed: coalesced into as few entries as the load allows.
+    pub proposer: Arc<proposer::Proposer>,
     pub state: BrokerState,
     pub log: LogStore,
     pub consumers: Arc<consumers::ConsumerGroups>,
@@ -101,7 +106,27 @@ impl BrokerContext {
     pub(crate) async fn write(&self, cmd: LogCommand) -> Result<ApplyResult, WriteFailure> {
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(fwd))) => {
+            Err(RaftError::APIError(e)) => Err(self.write_failure(e)),
+            Err(RaftError::Fatal(e)) => Err(WriteFailure::Unavailable(format!(
+                "the group's Raft stopped on this replica: {e}"
+            ))),
+        }
+    }
+
+    /// Proposes a SEND through the proposer (coalesced with concurrent sends) and waits until
+    /// it is committed and applied.
+    pub(crate) async fn write_send(&self, cmd: LogCommand) -> Result<ApplyResult, WriteFailure> {
+        self.proposer.propose(cmd).await.map_err(|e| match e {
+            ProposeError::Write(e) => self.write_failure(e),
+            ProposeError::Stopped(why) | ProposeError::Internal(why) => {
+                WriteFailure::Unavailable(why)
+            }
+        })
+    }
+
+    fn write_failure(&self, e: ClientWriteError<NodeId, Node>) -> WriteFailure {
+        match e {
+            ClientWriteError::ForwardToLeader(fwd) => {
                 let mut hint = self.leader_hint();
                 if fwd.leader_id.is_some() {
                     hint.leader_node_id = fwd.leader_id;
@@ -110,14 +135,9 @@ impl BrokerContext {
                         .and_then(|id| self.state.node_client_addr(id))
                         .unwrap_or_default();
                 }
-                Err(WriteFailure::NotLeader(hint))
+                WriteFailure::NotLeader(hint)
             }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(WriteFailure::Unavailable(e.to_string()))
-            }
-            Err(RaftError::Fatal(e)) => Err(WriteFailure::Unavailable(format!(
-                "the group's Raft stopped on this replica: {e}"
-            ))),
+            ClientWriteError::ChangeMembershipError(e) => WriteFailure::Unavailable(e.to_string()),
         }
     }
 
@@ -135,11 +155,14 @@ impl BrokerContext {
 #[derive(Clone)]
 pub struct BrokerGrpc {
     ctx: BrokerContext,
+    /// Turns true when the replica shuts down: ends send streams, which would otherwise hold
+    /// a graceful server shutdown open.
+    stopped: watch::Receiver<bool>,
 }
 
 impl BrokerGrpc {
-    pub fn new(ctx: BrokerContext) -> Self {
-        Self { ctx }
+    pub fn new(ctx: BrokerContext, stopped: watch::Receiver<bool>) -> Self {
+        Self { ctx, stopped }
     }
 
     pub fn into_server(self) -> pb::broker_service_server::BrokerServiceServer<Self> {
@@ -158,6 +181,19 @@ impl BrokerServiceApi for BrokerGrpc {
         Ok(Response::new(
             send::handle(&self.ctx, request.into_inner()).await,
         ))
+    }
+
+    type SendMessageStreamStream = send::SendReplies;
+
+    async fn send_message_stream(
+        &self,
+        request: Request<Streaming<pb::SendStreamRequest>>,
+    ) -> Result<Response<send::SendReplies>, Status> {
+        Ok(Response::new(send::stream(
+            self.ctx.clone(),
+            request.into_inner(),
+            self.stopped.clone(),
+        )))
     }
 
     async fn pull_message(

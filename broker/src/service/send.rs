@@ -10,6 +10,13 @@ use proto::msg_id::OffsetMsgId;
 use proto::v1::{self as pb, ResponseCode, ResponseStatus, StoredMessage, TopicConfig};
 use proto::{ANY_QUEUE, PERM_READ, PERM_WRITE};
 
+use futures::stream::FuturesUnordered;
+use futures::{Stream, StreamExt};
+use std::pin::Pin;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
 use super::BrokerContext;
 use crate::command::LogCommand;
 use crate::raft::typ::ApplyResult;
@@ -201,7 +208,7 @@ pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::Sen
         .collect();
     let count = stored.len();
     let cmd = LogCommand::send(&topic, queue_id, &stored);
-    match ctx.write(cmd).await {
+    match ctx.write_send(cmd).await {
         Ok(ApplyResult::Stored {
             offsets, positions, ..
         }) => {
@@ -235,6 +242,50 @@ pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::Sen
         ),
         Err(failure) => reply(ctx, failure.status()),
     }
+}
+
+/// The reply stream of `SendMessageStream`.
+pub type SendReplies = Pin<Box<dyn Stream<Item = Result<pb::SendStreamResponse, Status>> + Send>>;
+
+/// Replies a send stream may hold while the producer is slow to read them.
+const STREAM_REPLY_BUFFER: usize = 1024;
+
+/// Serves one `SendMessageStream`: every request is handled as [`handle`] handles a unary
+/// send, concurrently with the others of the stream, and answered when it completes. When the
+/// replica shuts down the stream takes no more requests, answers the ones in flight and ends.
+pub fn stream(
+    ctx: BrokerContext,
+    mut incoming: Streaming<pb::SendStreamRequest>,
+    mut stopped: watch::Receiver<bool>,
+) -> SendReplies {
+    let (replies, rx) = mpsc::channel(STREAM_REPLY_BUFFER);
+    tokio::spawn(async move {
+        let mut in_flight = FuturesUnordered::new();
+        let mut open = true;
+        while open || !in_flight.is_empty() {
+            tokio::select! {
+                next = incoming.message(), if open => match next {
+                    Ok(Some(req)) => {
+                        let ctx = &ctx;
+                        in_flight.push(async move {
+                            let id = req.id;
+                            let response = handle(ctx, req.request.unwrap_or_default()).await;
+                            pb::SendStreamResponse { id, response: Some(response) }
+                        });
+                    }
+                    // The producer closed its side, or the connection broke.
+                    Ok(None) | Err(_) => open = false,
+                },
+                Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
+                    if replies.send(Ok(reply)).await.is_err() {
+                        return;
+                    }
+                }
+                () = async { let _ = stopped.wait_for(|&s| s).await; }, if open => open = false,
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use raft_log::format::ENTRY_HEADER_LEN;
 
 use super::consume_queue::ConsumeQueue;
 use super::consumer_offsets::ConsumerOffsets;
+use super::recent_keys::RecentKeys;
 use super::snapshot::{
     NodeRecord, OffsetRecord, QueueRange, SnapshotImage, TopicRecord, IMAGE_VERSION,
 };
@@ -51,6 +52,8 @@ pub(crate) enum Prepared {
         node_id: NodeId,
         client_addr: String,
     },
+    /// Sends coalesced into one entry, applied in order.
+    Batch(Vec<Prepared>),
 }
 
 /// Decodes a committed command. For a send, `locate` gives the position and whole size of the
@@ -60,7 +63,40 @@ pub(crate) fn prepare_command(
     cmd: &LogCommand,
     locate: impl FnOnce() -> Result<(u64, u32), String>,
 ) -> Result<Prepared, String> {
-    Ok(match cmd.decode().map_err(|e| e.to_string())? {
+    let decoded = cmd.decode().map_err(|e| e.to_string())?;
+    if !matches!(decoded, Command::Send { .. } | Command::Batch(_)) {
+        return prepare_one(decoded, 0);
+    }
+    let (entry_position, entry_size) = locate()?;
+    // The positions below assume the entry body is exactly the command bytes; a log
+    // payload codec that framed them differently would make every position wrong.
+    let expected = ENTRY_HEADER_LEN + cmd.0.len();
+    if entry_size as usize != expected {
+        return Err(format!(
+            "the log entry at position {entry_position} is {entry_size} bytes, but a \
+             {}-byte command makes a {expected}-byte entry: bodies must be the command \
+             bytes as they are",
+            cmd.0.len()
+        ));
+    }
+    let body_position = entry_position + ENTRY_HEADER_LEN as u64;
+    match decoded {
+        Command::Batch(parts) => parts
+            .into_iter()
+            .map(|(at, part)| {
+                let decoded = part.decode().map_err(|e| e.to_string())?;
+                prepare_one(decoded, body_position + at as u64)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Prepared::Batch),
+        send => prepare_one(send, body_position),
+    }
+}
+
+/// Prepares a decoded command that is not a batch; a send's record positions are
+/// `body_position` (where its bytes sit in the log) plus their offsets.
+fn prepare_one(decoded: Command, body_position: u64) -> Result<Prepared, String> {
+    Ok(match decoded {
         Command::Send {
             topic,
             queue_id,
@@ -69,19 +105,6 @@ pub(crate) fn prepare_command(
             records_offset,
             uniq_keys,
         } => {
-            let (entry_position, entry_size) = locate()?;
-            // The positions below assume the entry body is exactly the command bytes; a log
-            // payload codec that framed them differently would make every position wrong.
-            let expected = ENTRY_HEADER_LEN + cmd.0.len();
-            if entry_size as usize != expected {
-                return Err(format!(
-                    "the log entry at position {entry_position} is {entry_size} bytes, but a \
-                     {}-byte command makes a {expected}-byte entry: bodies must be the command \
-                     bytes as they are",
-                    cmd.0.len()
-                ));
-            }
-            let body_position = entry_position + ENTRY_HEADER_LEN as u64;
             let records = command::records(&records, records_offset, count)
                 .map_err(|e| e.to_string())?
                 .into_iter()
@@ -108,6 +131,7 @@ pub(crate) fn prepare_command(
             node_id,
             client_addr,
         },
+        Command::Batch(_) => return Err("a batch inside a batch".into()),
     })
 }
 
@@ -127,45 +151,6 @@ pub struct AppliedState {
     pub(crate) client_addrs: BTreeMap<NodeId, String>,
     /// The most recent messages' unique keys, to drop a producer's retried copies.
     pub(crate) recent: RecentKeys,
-}
-
-/// How many recent `UNIQ_KEY`s the state machine remembers. A producer retries within its
-/// send timeout (seconds), far fewer messages than this at any realistic rate.
-pub const RECENT_KEYS: usize = 200_000;
-
-/// A bounded, deterministic memory of stored messages' unique keys: (topic, queue, key) →
-/// (queue offset, position). Eviction is first-in first-out in apply order, so every replica
-/// forgets the same keys. It is not part of snapshots: a replica that installed one forgets
-/// the keys before it (a retry that reaches it right then may be stored twice).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RecentKeys {
-    map: std::collections::HashMap<(String, u32, String), (u64, u64)>,
-    order: std::collections::VecDeque<(String, u32, String)>,
-}
-
-impl RecentKeys {
-    fn get(&self, topic: &str, queue_id: u32, key: &str) -> Option<(u64, u64)> {
-        self.map
-            .get(&(topic.to_string(), queue_id, key.to_string()))
-            .copied()
-    }
-
-    fn insert(&mut self, topic: &str, queue_id: u32, key: &str, offset: u64, position: u64) {
-        let k = (topic.to_string(), queue_id, key.to_string());
-        if self.map.insert(k.clone(), (offset, position)).is_none() {
-            self.order.push_back(k);
-        }
-        while self.order.len() > RECENT_KEYS {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-    }
-
-    fn remove_topic(&mut self, topic: &str) {
-        self.order.retain(|(t, _, _)| t != topic);
-        self.map.retain(|(t, _, _), _| t != topic);
-    }
 }
 
 impl AppliedState {
@@ -250,6 +235,12 @@ impl AppliedState {
                 self.client_addrs.insert(node_id, client_addr);
                 ApplyResult::Done
             }
+            Prepared::Batch(parts) => ApplyResult::Batch(
+                parts
+                    .into_iter()
+                    .map(|part| self.apply(log_id, part))
+                    .collect(),
+            ),
         }
     }
 

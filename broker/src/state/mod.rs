@@ -23,6 +23,7 @@ pub mod consume_queue;
 pub mod consumer_offsets;
 mod machine;
 mod rebuild;
+pub mod recent_keys;
 pub mod snapshot;
 pub mod topics;
 

@@ -203,12 +203,16 @@ fn prepare_retained(log: &LogStore, first: u64, upto: u64) -> Result<Vec<Prepare
                 index: entry.index,
                 why,
             })?;
-            if matches!(
-                prepared,
-                Prepared::Send { .. } | Prepared::UpsertTopic(_) | Prepared::DeleteTopic(_)
-            ) {
-                out.push(prepared);
-            }
+            let parts = match prepared {
+                Prepared::Batch(parts) => parts,
+                one => vec![one],
+            };
+            out.extend(parts.into_iter().filter(|p| {
+                matches!(
+                    p,
+                    Prepared::Send { .. } | Prepared::UpsertTopic(_) | Prepared::DeleteTopic(_)
+                )
+            }));
         }
         start = end;
     }

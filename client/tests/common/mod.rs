@@ -461,6 +461,7 @@ pub fn group_route(
     }
 }
 
+#[derive(Clone)]
 struct BrokerImpl {
     store: Arc<GroupStore>,
     role: Arc<Mutex<Role>>,
@@ -499,6 +500,38 @@ fn not_exist(topic: &str) -> ResponseStatus {
 
 #[tonic::async_trait]
 impl BrokerService for BrokerImpl {
+    type SendMessageStreamStream =
+        Pin<Box<dyn Stream<Item = Result<pb::SendStreamResponse, Status>> + Send>>;
+
+    /// Each request of the stream is answered as a unary send would be.
+    async fn send_message_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::SendStreamRequest>>,
+    ) -> Result<Response<Self::SendMessageStreamStream>, Status> {
+        let this = self.clone();
+        let mut incoming = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            while let Ok(Some(req)) = incoming.message().await {
+                let (this, tx) = (this.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let request = Request::new(req.request.unwrap_or_default());
+                    let reply = this
+                        .send_message(request)
+                        .await
+                        .map(|r| pb::SendStreamResponse {
+                            id: req.id,
+                            response: Some(r.into_inner()),
+                        });
+                    let _ = tx.send(reply).await;
+                });
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn send_message(
         &self,
         request: Request<pb::SendMessageRequest>,
