@@ -298,6 +298,12 @@ impl raft_log::raft::LogPayload for LogCommand {
     fn decode(body: Bytes) -> Result<Self, raft_log::raft::typ::DecodeError> {
         Ok(LogCommand(body))
     }
+
+    /// The buffer's address: the proposer keeps the buffer alive while it waits, so the
+    /// address names this command alone (see `service::proposer`).
+    fn append_token(&self) -> Option<usize> {
+        (!self.0.is_empty()).then(|| self.0.as_ptr() as usize)
+    }
 }
 
 /// One message record inside a send command.

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context};
 use openraft::BasicNode;
 use raft_log::raft::RaftLogStore;
+
+use crate::config::BrokerRole;
+use crate::service::proposer::{AckOn, AppendWaiters, Proposer};
 use raft_log::{FlushMode, LogConfig, LogStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -144,6 +147,16 @@ impl BrokerNode {
         let log = LogStore::open(log_config).context("cannot open the commitlog")?;
         let log_storage =
             RaftLogStore::<TypeConfig>::new(log.clone()).context("cannot open the Raft log")?;
+        // ASYNC_MASTER answers a send once the leader's own log has it: the store tells the
+        // proposer's waiters when an entry is appended (and fsynced under SYNC_FLUSH).
+        let early_acks = Arc::new(AppendWaiters::default());
+        let ack_on = match config.broker_role {
+            BrokerRole::AsyncMaster => AckOn::Append,
+            BrokerRole::SyncMaster | BrokerRole::Slave => AckOn::Commit,
+        };
+        if ack_on == AckOn::Append {
+            let _ = log_storage.set_append_observer(early_acks.observer());
+        }
         let state_machine =
             StateMachine::open(log.clone()).context("cannot open the state machine")?;
         let state = state_machine.state();
@@ -201,7 +214,7 @@ impl BrokerNode {
             client_addr,
             raft_addr,
             raft: raft.clone(),
-            proposer: crate::service::proposer::Proposer::spawn(raft.clone()),
+            proposer: Proposer::spawn(raft.clone(), state.clone(), ack_on, early_acks),
             state: state.clone(),
             log: log.clone(),
             consumers: Default::default(),

@@ -17,7 +17,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-mod applied;
+pub(crate) mod applied;
 mod broker_state;
 pub mod consume_queue;
 pub mod consumer_offsets;

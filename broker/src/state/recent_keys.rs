@@ -25,7 +25,8 @@ pub struct RecentKeys {
     order: VecDeque<(u128, u64)>,
 }
 
-fn fingerprint(topic: &str, queue_id: u32, key: &str) -> u128 {
+/// The identity a key is remembered by.
+pub fn fingerprint(topic: &str, queue_id: u32, key: &str) -> u128 {
     let mut h = Xxh3::new();
     h.update(&(topic.len() as u32).to_le_bytes());
     h.update(topic.as_bytes());

@@ -18,7 +18,7 @@ use std::fmt::Debug;
 use std::io;
 use std::marker::PhantomData;
 use std::ops::{Bound, Range, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
@@ -29,9 +29,11 @@ use super::convert::{
 };
 use super::meta_codec::{decode_committed, decode_vote, encode_vote, COMMITTED_META, VOTE_META};
 use super::typ::{
-    Entry, LogFlushed, LogId, LogState, LogTypeConfig, StorageError, StorageIOError, Vote,
+    AppendObserver, AppendedToken, Entry, LogFlushed, LogId, LogPayload, LogState, LogTypeConfig,
+    StorageError, StorageIOError, Vote,
 };
 use crate::error::Result;
+use crate::format::ENTRY_HEADER_LEN;
 use crate::store::{LogConfig, LogStore};
 
 /// openraft's view of a [`LogStore`]. Cheap to clone: clones share the store, and openraft's
@@ -47,6 +49,7 @@ struct Shared {
     /// Declared first: dropped (committed log id written) while the store is still open.
     committed: CommittedCheckpoint,
     store: LogStore,
+    observer: OnceLock<AppendObserver>,
 }
 
 impl<C> Clone for RaftLogStore<C> {
@@ -70,6 +73,7 @@ impl<C: LogTypeConfig> RaftLogStore<C> {
             shared: Arc::new(Shared {
                 committed: CommittedCheckpoint::start(store.clone())?,
                 store,
+                observer: OnceLock::new(),
             }),
             _types: PhantomData,
         })
@@ -78,6 +82,11 @@ impl<C: LogTypeConfig> RaftLogStore<C> {
     /// The store underneath, for what openraft does not do (reads by position, inspection).
     pub fn log_store(&self) -> &LogStore {
         &self.shared.store
+    }
+
+    /// Installs the [`AppendObserver`] (once; a second one is refused and returned).
+    pub fn set_append_observer(&self, observer: AppendObserver) -> Result<(), AppendObserver> {
+        self.shared.observer.set(observer)
     }
 
     /// Makes everything durable: every appended entry and the last saved committed log id.
@@ -214,9 +223,25 @@ impl<C: LogTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
         let appended = store
             .append(&new_entries(&entries, &layout, &buf))
             .map_err(|e| storage_error(&e, StorageIOError::write_logs))?;
+        let observed = self
+            .shared
+            .observer
+            .get()
+            .map(|observer| {
+                (
+                    observer.clone(),
+                    tokens(&entries, &layout, appended.end_position),
+                )
+            })
+            .filter(|(_, tokens)| !tokens.is_empty());
         store.on_flushed(
             appended.seq,
-            Box::new(move |flushed| callback.log_io_completed(flushed.map_err(io::Error::other))),
+            Box::new(move |flushed| {
+                if let (Ok(()), Some((observer, tokens))) = (&flushed, observed) {
+                    observer(&tokens);
+                }
+                callback.log_io_completed(flushed.map_err(io::Error::other))
+            }),
         );
         Ok(())
     }
@@ -237,6 +262,34 @@ impl<C: LogTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
             .purge_up_to(to_store_log_id(&log_id))
             .map_err(|e| storage_error(&e, StorageIOError::write_logs))
     }
+}
+
+/// The append tokens of `entries`, with each entry's index and position: the entries lie
+/// back to back and end at `end_position`.
+fn tokens<C: LogTypeConfig>(
+    entries: &[Entry<C>],
+    layout: &[(crate::format::EntryKind, Range<usize>)],
+    end_position: u64,
+) -> Vec<AppendedToken> {
+    let total: u64 = layout
+        .iter()
+        .map(|(_, body)| (ENTRY_HEADER_LEN + body.len()) as u64)
+        .sum();
+    let mut position = end_position - total;
+    let mut out = Vec::new();
+    for (entry, (_, body)) in entries.iter().zip(layout) {
+        if let openraft::EntryPayload::Normal(data) = &entry.payload {
+            if let Some(token) = data.append_token() {
+                out.push(AppendedToken {
+                    token,
+                    index: entry.log_id.index,
+                    position,
+                });
+            }
+        }
+        position += (ENTRY_HEADER_LEN + body.len()) as u64;
+    }
+    out
 }
 
 impl<C> RaftLogStore<C> {

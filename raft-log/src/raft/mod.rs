@@ -14,4 +14,4 @@ pub mod typ;
 
 pub use convert::{from_store_log_id, storage_error, to_store_log_id};
 pub use log_storage::RaftLogStore;
-pub use typ::{LogPayload, LogTypeConfig};
+pub use typ::{AppendObserver, AppendedToken, LogPayload, LogTypeConfig};

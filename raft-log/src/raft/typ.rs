@@ -56,7 +56,30 @@ pub trait LogPayload: Sized {
 
     /// Rebuilds a payload from a body that [`LogPayload::encode_into`] wrote.
     fn decode(body: Bytes) -> Result<Self, DecodeError>;
+
+    /// An identity by which a proposer recognizes this payload while it is in flight, for an
+    /// [`AppendObserver`] (the broker uses the address of the payload's buffer). `None`, the
+    /// default, means nobody waits for this payload's local append.
+    fn append_token(&self) -> Option<usize> {
+        None
+    }
 }
+
+/// An entry whose payload has an [`LogPayload::append_token`], now in the local log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedToken {
+    pub token: usize,
+    pub index: u64,
+    /// Where the entry (its header) starts in the log.
+    pub position: u64,
+}
+
+/// Told of entries with an append token once they are in the local log as durably as the
+/// flush mode promises (after the fsync under `SYNC_FLUSH`), at the moment openraft is told.
+/// A leader that acknowledges writes on its own append (RocketMQ's ASYNC_MASTER) waits for
+/// this instead of the commit. Called on the flusher thread or the appending task: it must
+/// not block.
+pub type AppendObserver = std::sync::Arc<dyn Fn(&[AppendedToken]) + Send + Sync>;
 
 /// UTF-8 text (openraft's default `D`, handy in tests and tools).
 impl LogPayload for String {

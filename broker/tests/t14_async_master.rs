@@ -1,0 +1,242 @@
+//! `brokerRole=ASYNC_MASTER` in a dledger group: a send is answered once the leader's own log
+//! has it, with the queue offsets and positions it will have once applied, while
+//! `SYNC_MASTER` waits for a majority.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use common::{code, message, pull_all, wait_for, Client, Group};
+use proto::v1::{self as pb, ResponseCode};
+
+const TOPIC: &str = "AsyncTopic";
+const QUEUES: i32 = 4;
+
+fn keyed(queue_id: i32, body: &str, key: &str) -> pb::Message {
+    let mut m = message(TOPIC, queue_id, body);
+    m.properties.insert("UNIQ_KEY".into(), key.into());
+    m
+}
+
+async fn send_batch(
+    client: &mut Client,
+    messages: Vec<pb::Message>,
+    timeout: Duration,
+) -> Result<pb::SendMessageResponse, String> {
+    let request = pb::SendMessageRequest {
+        messages,
+        producer_group: "t".into(),
+    };
+    match tokio::time::timeout(timeout, client.send_message(request)).await {
+        Ok(Ok(resp)) => {
+            let resp = resp.into_inner();
+            match code(&resp.status) {
+                ResponseCode::Ok => Ok(resp),
+                other => Err(format!("{other:?} {:?}", resp.status)),
+            }
+        }
+        Ok(Err(status)) => Err(status.to_string()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+async fn create_topic(client: &mut Client) {
+    let resp = client
+        .create_or_update_topic(pb::CreateOrUpdateTopicRequest {
+            topic: Some(pb::TopicConfig {
+                topic_name: TOPIC.into(),
+                read_queue_nums: QUEUES as u32,
+                write_queue_nums: QUEUES as u32,
+                perm: 6,
+                order: false,
+            }),
+        })
+        .await
+        .expect("create topic")
+        .into_inner();
+    assert_eq!(code(&resp.status), ResponseCode::Ok, "{:?}", resp.status);
+}
+
+/// What an acknowledgement said about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ack {
+    queue_id: i32,
+    offset: u64,
+    position: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_on_the_leaders_append_carry_the_offsets_the_messages_get() {
+    let group = Group::start(&["brokerRole=ASYNC_MASTER"]);
+    let leader = group.leader().await;
+    let mut client = group.client(leader).await;
+    create_topic(&mut client).await;
+
+    // 8 concurrent producers, single messages and batches of 3 over 4 queues, so sends are
+    // coalesced into shared entries and several are in flight per queue.
+    let mut tasks = Vec::new();
+    for p in 0..8 {
+        let mut c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acks = Vec::new();
+            for i in 0..40 {
+                let queue_id = (p + i) % QUEUES;
+                let n = if i % 4 == 0 { 3 } else { 1 };
+                let bodies: Vec<String> = (0..n).map(|j| format!("p{p}-{i}-{j}")).collect();
+                let msgs = bodies
+                    .iter()
+                    .map(|b| keyed(queue_id, b, &format!("key-{b}")))
+                    .collect();
+                let resp = send_batch(&mut c, msgs, Duration::from_secs(10))
+                    .await
+                    .expect("send");
+                assert_eq!(resp.queue_id, queue_id);
+                for (b, r) in bodies.into_iter().zip(resp.results) {
+                    let ack = Ack {
+                        queue_id,
+                        offset: r.queue_offset,
+                        position: r.commit_log_offset,
+                    };
+                    acks.push((b, ack));
+                }
+            }
+            acks
+        }));
+    }
+    let mut acked: BTreeMap<String, Ack> = BTreeMap::new();
+    for t in tasks {
+        acked.extend(t.await.expect("producer"));
+    }
+
+    // A retry of a stored message (same UNIQ_KEY), sent right after the first copy was
+    // answered and again later, is answered with the original's place and stored once.
+    let first = send_batch(
+        &mut client,
+        vec![keyed(1, "retried", "key-retried")],
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("send");
+    for _ in 0..2 {
+        let again = send_batch(
+            &mut client,
+            vec![keyed(1, "retried", "key-retried")],
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("retry");
+        assert_eq!(
+            (
+                again.results[0].queue_offset,
+                again.results[0].commit_log_offset
+            ),
+            (
+                first.results[0].queue_offset,
+                first.results[0].commit_log_offset
+            ),
+        );
+    }
+    acked.insert(
+        "retried".into(),
+        Ack {
+            queue_id: 1,
+            offset: first.results[0].queue_offset,
+            position: first.results[0].commit_log_offset,
+        },
+    );
+    assert_eq!(acked.len(), 8 * 40 + 8 * 10 * 2 + 1);
+
+    // Every replica stores each message once, at the offset and position its ack named.
+    for i in 0..3 {
+        let mut c = group.client(i).await;
+        let mut seen = HashSet::new();
+        for queue_id in 0..QUEUES {
+            let expected = acked.values().filter(|a| a.queue_id == queue_id).count();
+            let stored = wait_for("replica caught up", Duration::from_secs(20), || {
+                let mut c = c.clone();
+                async move {
+                    let got = pull_all(&mut c, TOPIC, queue_id, 0).await;
+                    (got.len() >= expected).then_some(got)
+                }
+            })
+            .await;
+            assert_eq!(stored.len(), expected, "replica {i} queue {queue_id}");
+            for (offset, m) in stored.iter().enumerate() {
+                let body = String::from_utf8_lossy(&m.body).to_string();
+                let ack = acked
+                    .get(&body)
+                    .unwrap_or_else(|| panic!("unexpected {body}"));
+                assert_eq!(
+                    ack,
+                    &Ack {
+                        queue_id,
+                        offset: offset as u64,
+                        position: m.commit_log_offset,
+                    },
+                    "replica {i}: {body}"
+                );
+                assert!(seen.insert(body));
+            }
+        }
+        let _ = &mut c;
+        assert_eq!(seen.len(), acked.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_master_answers_without_followers_and_sync_master_does_not() {
+    for (role, answers) in [("ASYNC_MASTER", true), ("SYNC_MASTER", false)] {
+        let mut group = Group::start(&[&format!("brokerRole={role}")]);
+        let leader = group.leader().await;
+        let mut client = group.client(leader).await;
+        create_topic(&mut client).await;
+        let before = send_batch(
+            &mut client,
+            vec![message(TOPIC, 0, "before")],
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("send with every replica up");
+        assert_eq!(before.results[0].queue_offset, 0);
+
+        let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+        for &f in &followers {
+            group.nodes[f].kill9();
+        }
+        let alone = send_batch(
+            &mut client,
+            vec![message(TOPIC, 0, "alone")],
+            Duration::from_secs(2),
+        )
+        .await;
+        if !answers {
+            assert!(
+                alone.is_err(),
+                "{role} answered without a majority: {alone:?}"
+            );
+            continue;
+        }
+        let alone = alone.unwrap_or_else(|e| panic!("{role} with no follower: {e}"));
+        assert_eq!(alone.results[0].queue_offset, 1);
+
+        // Once a follower is back the entry commits, at the offset the ack named.
+        group.restart(followers[0]);
+        let mut f = group.client(followers[0]).await;
+        let stored = wait_for("the follower caught up", Duration::from_secs(20), || {
+            let mut f = f.clone();
+            async move {
+                let got = pull_all(&mut f, TOPIC, 0, 0).await;
+                (got.len() >= 2).then_some(got)
+            }
+        })
+        .await;
+        let _ = &mut f;
+        assert_eq!(stored.len(), 2);
+        assert_eq!(&stored[1].body[..], b"alone");
+        assert_eq!(
+            stored[1].commit_log_offset,
+            alone.results[0].commit_log_offset
+        );
+    }
+}
