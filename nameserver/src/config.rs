@@ -17,7 +17,7 @@ use std::time::Duration;
 use raftmq_properties::value::integer_in;
 use raftmq_properties::{
     escape_key, escape_value, parse_override, read_file, IgnoredKeys, Key, Property, Schema,
-    Warning, NETTY_SERVER_KEYS,
+    Warning, NETTY_SERVER_KEYS, NETTY_WORKER_THREADS,
 };
 
 use crate::Error;
@@ -108,6 +108,7 @@ pub(crate) static SCHEMA: Schema = Schema {
             ],
         },
         NETTY_SERVER_KEYS,
+        NETTY_WORKER_THREADS,
     ],
 };
 

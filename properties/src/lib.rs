@@ -24,7 +24,9 @@ pub mod value;
 mod warning;
 
 pub use error::Error;
-pub use schema::{IgnoredKeys, Key, KeySpec, Schema, Settings, NETTY_SERVER_KEYS};
+pub use schema::{
+    IgnoredKeys, Key, KeySpec, Schema, Settings, NETTY_SERVER_KEYS, NETTY_WORKER_THREADS,
+};
 pub use source::{Property, Source};
 pub use text::{escape_key, escape_value, parse_override, parse_str, read_file};
 pub use warning::Warning;

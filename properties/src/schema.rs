@@ -82,7 +82,6 @@ pub struct IgnoredKeys {
 pub const NETTY_SERVER_KEYS: IgnoredKeys = IgnoredKeys {
     why: "a Netty transport setting; raftmq speaks gRPC",
     names: &[
-        "serverWorkerThreads",
         "serverCallbackExecutorThreads",
         "serverSelectorThreads",
         "serverOnewaySemaphoreValue",
@@ -93,6 +92,13 @@ pub const NETTY_SERVER_KEYS: IgnoredKeys = IgnoredKeys {
         "serverPooledByteBufAllocatorEnable",
         "useEpollNativeSelector",
     ],
+};
+
+/// `serverWorkerThreads`, split from [`NETTY_SERVER_KEYS`] because the broker gives it a
+/// meaning (its async runtime's worker threads) while the nameserver ignores it.
+pub const NETTY_WORKER_THREADS: IgnoredKeys = IgnoredKeys {
+    why: "a Netty transport setting; raftmq speaks gRPC",
+    names: &["serverWorkerThreads"],
 };
 
 /// The keys one program understands, plus those it knowingly ignores.

@@ -89,6 +89,7 @@ pub(super) fn assemble(
         disk_max_used_space_ratio: settings.value(&DISK_MAX_USED_SPACE_RATIO)?,
         auto_create_topic_enable: settings.value(&AUTO_CREATE_TOPIC_ENABLE)?,
         default_topic_queue_nums: settings.value(&DEFAULT_TOPIC_QUEUE_NUMS)?,
+        server_worker_threads: settings.value(&SERVER_WORKER_THREADS)?,
         register_name_server_period: Duration::from_millis(
             settings.value(&REGISTER_NAME_SERVER_PERIOD)?,
         ),

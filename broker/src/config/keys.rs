@@ -169,6 +169,17 @@ pub(crate) const AUTO_CREATE_TOPIC_ENABLE: Key<bool> = Key {
     default: Some("true"),
     parse: boolean,
 };
+/// Worker threads of the broker's async runtime, which runs everything but disk flushes:
+/// gRPC, Raft, applying. RocketMQ's key for its Netty worker threads (default 8); here 0,
+/// the default, means one per CPU. Replicas sharing a host run best with fewer: every
+/// hand-off between two workers of one process costs a wake-up, and co-located replicas
+/// keep each other's cores busy anyway (conf/dledger sets 1).
+pub(crate) const SERVER_WORKER_THREADS: Key<u32> = Key {
+    name: "serverWorkerThreads",
+    aliases: &[],
+    default: Some("0"),
+    parse: |raw| integer_in(raw, 0, 1024),
+};
 pub(crate) const DEFAULT_TOPIC_QUEUE_NUMS: Key<u32> = Key {
     name: "defaultTopicQueueNums",
     aliases: &[],
@@ -249,6 +260,7 @@ pub(crate) static SCHEMA: Schema = Schema {
         &DISK_MAX_USED_SPACE_RATIO,
         &AUTO_CREATE_TOPIC_ENABLE,
         &DEFAULT_TOPIC_QUEUE_NUMS,
+        &SERVER_WORKER_THREADS,
         &REGISTER_NAME_SERVER_PERIOD,
         &ACL_ENABLE,
         &ENABLE_DLEGER_COMMIT_LOG,

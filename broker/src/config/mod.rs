@@ -149,6 +149,8 @@ pub struct BrokerConfig {
     pub auto_create_topic_enable: bool,
     /// `defaultTopicQueueNums` (default 8): queues of an auto-created topic.
     pub default_topic_queue_nums: u32,
+    /// `serverWorkerThreads`: async runtime workers; 0 = one per CPU.
+    pub server_worker_threads: u32,
     /// `registerNameServerPeriod` (alias `brokerHeartbeatInterval`): how often the broker
     /// registers with every nameserver. 1 s here, 30 s in RocketMQ (DESIGN §5).
     pub register_name_server_period: Duration,
@@ -243,6 +245,10 @@ impl BrokerConfig {
             (
                 DEFAULT_TOPIC_QUEUE_NUMS.name,
                 self.default_topic_queue_nums.to_string(),
+            ),
+            (
+                SERVER_WORKER_THREADS.name,
+                self.server_worker_threads.to_string(),
             ),
             (
                 REGISTER_NAME_SERVER_PERIOD.name,

@@ -203,6 +203,7 @@ fn defaults_are_rocketmqs_except_where_documented() {
         disk_max_used_space_ratio: 75,
         auto_create_topic_enable: true,
         default_topic_queue_nums: 8,
+        server_worker_threads: 0,
         register_name_server_period: Duration::from_secs(1),
         acl_enable: false,
         dledger: None,
@@ -645,4 +646,13 @@ fn classic_tutorial_file_starts_with_only_ignored_key_warnings() {
             "abortFile"
         ]
     );
+}
+
+#[test]
+fn server_worker_threads_sizes_the_runtime() {
+    assert_eq!(clean("").server_worker_threads, 0);
+    assert_eq!(clean("serverWorkerThreads=1").server_worker_threads, 1);
+    assert_eq!(load_conf("dledger", "broker-n0").server_worker_threads, 1);
+    let e = error("serverWorkerThreads=-1", &[]);
+    assert!(e.contains(":1:") && e.contains("serverWorkerThreads"), "{e}");
 }
