@@ -654,5 +654,8 @@ fn server_worker_threads_sizes_the_runtime() {
     assert_eq!(clean("serverWorkerThreads=1").server_worker_threads, 1);
     assert_eq!(load_conf("dledger", "broker-n0").server_worker_threads, 1);
     let e = error("serverWorkerThreads=-1", &[]);
-    assert!(e.contains(":1:") && e.contains("serverWorkerThreads"), "{e}");
+    assert!(
+        e.contains(":1:") && e.contains("serverWorkerThreads"),
+        "{e}"
+    );
 }

@@ -47,6 +47,10 @@ struct State {
     closing: bool,
     /// Someone waits in `sync`: skip the pause between writes.
     hurry: bool,
+    /// The writer waits for a save (rather than pausing after a write): only then does a
+    /// save wake it. Waking it during its pause would cost a thread switch per commit for
+    /// nothing.
+    idle: bool,
 }
 
 impl CommittedCheckpoint {
@@ -58,6 +62,7 @@ impl CommittedCheckpoint {
                 saved: 0,
                 persisted: 0,
                 failed: None,
+                idle: false,
                 closing: false,
                 hurry: false,
             }),
@@ -85,8 +90,11 @@ impl CommittedCheckpoint {
         }
         st.latest = Some(committed);
         st.saved += 1;
+        let wake = st.idle;
         drop(st);
-        self.shared.work.notify_one();
+        if wake {
+            self.shared.work.notify_one();
+        }
         Ok(())
     }
 
@@ -156,8 +164,10 @@ impl Shared {
             let (value, count) = {
                 let mut st = self.lock();
                 while st.persisted == st.saved && !st.closing {
+                    st.idle = true;
                     st = self.work.wait(st).unwrap_or_else(|p| p.into_inner());
                 }
+                st.idle = false;
                 match st.latest {
                     Some(value) if st.persisted < st.saved => (value, st.saved),
                     _ => return, // closing with nothing left to write
