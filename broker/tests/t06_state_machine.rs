@@ -201,6 +201,21 @@ fn busy_log() -> Log {
             log.cmd(LogCommand::upsert_topic(&topic("T", 4)));
             log.cmd(send("T", 5, "", &["refused: no queue 5"]));
         }
+        if i == 21 {
+            // A producer's retry of a keyed message (dropped when applied), then two sends
+            // coalesced into one entry, one of them retrying the same message again.
+            let keyed = |body: &str| {
+                let mut m = message("T", 2, "", body);
+                m.properties
+                    .insert("UNIQ_KEY".into(), format!("key-{body}"));
+                m
+            };
+            log.cmd(LogCommand::send("T", 2, &[keyed("once")]));
+            log.cmd(LogCommand::send("T", 2, &[keyed("once")]));
+            let a = send("T", 0, "", &["batched a"]);
+            let b = LogCommand::send("T", 2, &[keyed("batched b"), keyed("once")]);
+            log.cmd(LogCommand::batch([&a, &b].into_iter()));
+        }
         if i == 20 {
             log.cmd(LogCommand::delete_topic("Gone"));
             log.cmd(LogCommand::upsert_topic(&topic("Gone", 2)));

@@ -31,6 +31,7 @@ use tracing::{info, warn};
 
 use super::applied::{prepare_command, AppliedState, LocatedRecord, Prepared};
 use super::consume_queue::ConsumeQueue;
+use super::recent_keys::RecentKeys;
 use super::snapshot::{self, SnapshotImage};
 use super::topics::send_refusal;
 use super::StateError;
@@ -111,6 +112,7 @@ fn reindex_retained(state: &mut AppliedState, log: &LogStore, upto: u64) -> Resu
         known.extend(changed.iter().map(|t| (t.to_string(), None)));
     }
     let mut accepted: BTreeMap<String, BTreeMap<u32, Vec<LocatedRecord>>> = BTreeMap::new();
+    let mut recent = RecentKeys::default();
     for prepared in &entries {
         match prepared {
             Prepared::UpsertTopic(c) => {
@@ -119,12 +121,13 @@ fn reindex_retained(state: &mut AppliedState, log: &LogStore, upto: u64) -> Resu
             Prepared::DeleteTopic(name) => {
                 accepted.remove(name);
                 known.insert(name.clone(), None);
+                recent.remove_topic(name);
             }
             Prepared::Send {
                 topic,
                 queue_id,
                 records,
-                ..
+                uniq_keys,
             } => {
                 let refused = match known.get(topic) {
                     Some(config) => send_refusal(topic, config.as_ref(), *queue_id).is_some(),
@@ -132,12 +135,25 @@ fn reindex_retained(state: &mut AppliedState, log: &LogStore, upto: u64) -> Resu
                     None => send_refusal(topic, state.topics.get(topic), *queue_id).is_some(),
                 };
                 if !refused {
-                    accepted
+                    let queue = accepted
                         .entry(topic.clone())
                         .or_default()
                         .entry(*queue_id)
-                        .or_default()
-                        .extend_from_slice(records);
+                        .or_default();
+                    // As when applied: a producer's retried copy of a message was not stored
+                    // again. (Keys of messages before the first retained entry are unknown
+                    // here; a retry that far apart would have been dropped only if the
+                    // original was among the last RECENT_KEYS messages.)
+                    for (i, r) in records.iter().enumerate() {
+                        let key = uniq_keys.get(i).map_or("", |k| k.as_str());
+                        if !key.is_empty() {
+                            if recent.get(topic, *queue_id, key).is_some() {
+                                continue;
+                            }
+                            recent.insert(topic, *queue_id, key, 0, r.position);
+                        }
+                        queue.push(*r);
+                    }
                 }
             }
             _ => {}
