@@ -60,6 +60,14 @@ impl BrokerProcess {
         }
     }
 
+    /// A replica that is not running (a placeholder for one taken out of its group).
+    pub fn stopped() -> BrokerProcess {
+        BrokerProcess {
+            child: None,
+            client_addr: String::new(),
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
