@@ -67,7 +67,18 @@ enum Command {
     Down(cmd::down::DownArgs),
 }
 
+/// Dies quietly on a closed stdout (`mqcluster status | head`), as command-line tools do,
+/// instead of panicking in `println!`: Rust ignores SIGPIPE unless told otherwise.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: restores the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
