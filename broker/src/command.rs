@@ -299,6 +299,11 @@ impl raft_log::raft::LogPayload for LogCommand {
         Ok(LogCommand(body))
     }
 
+    /// The command is its own encoding: appended from its buffer without a copy.
+    fn encoded(&self) -> Option<&[u8]> {
+        Some(&self.0)
+    }
+
     /// The buffer's address: the proposer keeps the buffer alive while it waits, so the
     /// address names this command alone (see `service::proposer`).
     fn append_token(&self) -> Option<usize> {

@@ -62,7 +62,10 @@ pub fn encode_bodies<C: LogTypeConfig>(
         let kind = match &entry.payload {
             EntryPayload::<C>::Blank => EntryKind::Blank,
             EntryPayload::<C>::Normal(data) => {
-                data.encode_into(buf);
+                // Payloads that hold their encoding are appended from it (see `new_entries`).
+                if data.encoded().is_none() {
+                    data.encode_into(buf);
+                }
                 EntryKind::Normal
             }
             EntryPayload::<C>::Membership(membership) => {
@@ -79,7 +82,7 @@ pub fn encode_bodies<C: LogTypeConfig>(
 
 /// The store entries that [`encode_bodies`] laid out in `buf`.
 pub fn new_entries<'a, C: LogTypeConfig>(
-    entries: &[Entry<C>],
+    entries: &'a [Entry<C>],
     layout: &[(EntryKind, Range<usize>)],
     buf: &'a [u8],
 ) -> Vec<NewEntry<'a>> {
@@ -90,7 +93,11 @@ pub fn new_entries<'a, C: LogTypeConfig>(
             index: entry.log_id.index,
             term: entry.log_id.leader_id.term,
             kind: *kind,
-            body: &buf[body.clone()],
+            body: match &entry.payload {
+                EntryPayload::<C>::Normal(data) => data.encoded(),
+                _ => None,
+            }
+            .unwrap_or(&buf[body.clone()]),
         })
         .collect()
 }

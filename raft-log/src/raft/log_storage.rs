@@ -220,8 +220,9 @@ impl<C: LogTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
             .collect();
         let mut buf = Vec::new();
         let layout = encode_bodies(&entries, &mut buf)?;
+        let new = new_entries(&entries, &layout, &buf);
         let appended = store
-            .append(&new_entries(&entries, &layout, &buf))
+            .append(&new)
             .map_err(|e| storage_error(&e, StorageIOError::write_logs))?;
         let observed = self
             .shared
@@ -230,7 +231,7 @@ impl<C: LogTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
             .map(|observer| {
                 (
                     observer.clone(),
-                    tokens(&entries, &layout, appended.end_position),
+                    tokens(&entries, &new, appended.end_position),
                 )
             })
             .filter(|(_, tokens)| !tokens.is_empty());
@@ -268,16 +269,16 @@ impl<C: LogTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
 /// back to back and end at `end_position`.
 fn tokens<C: LogTypeConfig>(
     entries: &[Entry<C>],
-    layout: &[(crate::format::EntryKind, Range<usize>)],
+    appended: &[crate::store::NewEntry<'_>],
     end_position: u64,
 ) -> Vec<AppendedToken> {
-    let total: u64 = layout
+    let total: u64 = appended
         .iter()
-        .map(|(_, body)| (ENTRY_HEADER_LEN + body.len()) as u64)
+        .map(|e| (ENTRY_HEADER_LEN + e.body.len()) as u64)
         .sum();
     let mut position = end_position - total;
     let mut out = Vec::new();
-    for (entry, (_, body)) in entries.iter().zip(layout) {
+    for (entry, new) in entries.iter().zip(appended) {
         if let openraft::EntryPayload::Normal(data) = &entry.payload {
             if let Some(token) = data.append_token() {
                 out.push(AppendedToken {
@@ -287,7 +288,7 @@ fn tokens<C: LogTypeConfig>(
                 });
             }
         }
-        position += (ENTRY_HEADER_LEN + body.len()) as u64;
+        position += (ENTRY_HEADER_LEN + new.body.len()) as u64;
     }
     out
 }

@@ -57,6 +57,12 @@ pub trait LogPayload: Sized {
     /// Rebuilds a payload from a body that [`LogPayload::encode_into`] wrote.
     fn decode(body: Bytes) -> Result<Self, DecodeError>;
 
+    /// The payload's encoding when it already holds it as bytes: appended from there, without
+    /// a copy through [`LogPayload::encode_into`]. Must equal what `encode_into` writes.
+    fn encoded(&self) -> Option<&[u8]> {
+        None
+    }
+
     /// An identity by which a proposer recognizes this payload while it is in flight, for an
     /// [`AppendObserver`] (the broker uses the address of the payload's buffer). `None`, the
     /// default, means nobody waits for this payload's local append.
@@ -85,6 +91,10 @@ pub type AppendObserver = std::sync::Arc<dyn Fn(&[AppendedToken]) + Send + Sync>
 impl LogPayload for String {
     fn encode_into(&self, buf: &mut Vec<u8>) {
         buf.extend_from_slice(self.as_bytes());
+    }
+
+    fn encoded(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
     }
 
     fn decode(body: Bytes) -> Result<Self, DecodeError> {
