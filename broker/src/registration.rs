@@ -113,6 +113,7 @@ async fn register_loop(
 ) {
     let mut client = NameServiceClient::new(channel);
     let mut metrics = ctx.raft.metrics();
+    let mut topics = ctx.state.topic_changes();
     let mut last_sent: Option<(pb::RaftRole, u64, bool)> = None;
     let mut reachable = true;
     loop {
@@ -152,6 +153,11 @@ async fn register_loop(
                     let m = metrics.borrow_and_update().clone();
                     let now = (raft_role(m.state), m.current_term, m.current_leader == Some(ctx.node_id) && m.state == ServerState::Leader);
                     if last_sent != Some(now) { break; }
+                }
+                changed = topics.changed() => {
+                    if changed.is_err() { return; }
+                    topics.borrow_and_update();
+                    break;
                 }
                 changed = stopped.changed() => {
                     let stop = changed.is_err() || *stopped.borrow();

@@ -108,3 +108,54 @@ async fn the_route_follows_the_leader_and_ignores_a_stale_one() {
     let after = group_route(&mut ns).await.unwrap();
     assert_eq!(after.leader_node_id, Some(new_leader as u64));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_created_topic_is_routed_at_once_not_at_the_next_heartbeat() {
+    let (ns_addr, _stop) = start_nameserver().await;
+    // Heartbeats 30 s apart: only the registration a topic change triggers can route the
+    // topic within the wait below.
+    let group = Group::start(&[
+        &format!("namesrvAddr={ns_addr}"),
+        "registerNameServerPeriod=30000",
+    ]);
+    let mut ns = NameServiceClient::new(
+        Channel::from_shared(format!("http://{ns_addr}"))
+            .unwrap()
+            .connect_lazy(),
+    );
+    let leader = group.leader().await;
+    wait_for(
+        "the nameserver to know the leader",
+        Duration::from_secs(20),
+        || {
+            let mut ns = ns.clone();
+            async move {
+                group_route(&mut ns)
+                    .await
+                    .filter(|g| g.leader_node_id == Some(leader as u64))
+            }
+        },
+    )
+    .await;
+
+    let mut client = group.client(leader).await;
+    common::send(&mut client, "AutoRouted", "creates the topic")
+        .await
+        .expect("send");
+    let route = wait_for("the new topic's route", Duration::from_secs(3), || {
+        let mut ns = ns.clone();
+        async move {
+            let resp = ns
+                .query_route(pb::QueryRouteRequest {
+                    topic: "AutoRouted".into(),
+                })
+                .await
+                .ok()?
+                .into_inner();
+            resp.topic.filter(|t| !t.queue_datas.is_empty())
+        }
+    })
+    .await;
+    let _ = &mut ns;
+    assert_eq!(route.queue_datas[0].broker_name, "RaftNode00");
+}

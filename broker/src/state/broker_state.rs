@@ -28,6 +28,9 @@ struct Shared {
     /// The last applied index (0 before anything is applied): a pull at the end of a queue
     /// waits on it for new messages.
     applied_index: watch::Sender<u64>,
+    /// Bumped when an applied entry created, changed or deleted a topic: the nameserver
+    /// registration sends the new topic set at once instead of with the next heartbeat.
+    topic_changes: watch::Sender<u64>,
 }
 
 impl BrokerState {
@@ -37,6 +40,7 @@ impl BrokerState {
             shared: Arc::new(Shared {
                 applied: RwLock::new(state),
                 applied_index: watch::Sender::new(index),
+                topic_changes: watch::Sender::new(0),
             }),
         }
     }
@@ -64,6 +68,16 @@ impl BrokerState {
         self.shared
             .applied_index
             .send_replace(last_applied.map_or(0, |l| l.index));
+    }
+
+    /// Records that applied entries changed the topic set (see [`BrokerState::topic_changes`]).
+    pub(crate) fn note_topics_changed(&self) {
+        self.shared.topic_changes.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that changes whenever applied entries change the topic set.
+    pub fn topic_changes(&self) -> watch::Receiver<u64> {
+        self.shared.topic_changes.subscribe()
     }
 
     /// The topic's config, if the topic exists.

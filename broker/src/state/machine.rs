@@ -188,6 +188,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .map_err(|e| sm_error(&e, |e| StorageIOError::apply(log_id, e)))?;
             prepared.push((log_id, p));
         }
+        let topics_changed = prepared
+            .iter()
+            .any(|(_, p)| matches!(p, Prepared::UpsertTopic(_) | Prepared::DeleteTopic(_)));
         let (results, last_applied) = {
             let mut st = self.state.write();
             let results: Vec<ApplyResult> = prepared
@@ -197,6 +200,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             (results, st.last_applied)
         };
         self.state.publish_applied(last_applied);
+        if topics_changed {
+            self.state.note_topics_changed();
+        }
         Ok(results)
     }
 
