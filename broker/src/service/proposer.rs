@@ -255,6 +255,19 @@ impl Task {
     /// Decides for each send of an entry whether it is answered on the local append (with
     /// predicted offsets) or on commit, and books it as in flight.
     fn plan(&self, batch: Vec<Proposal>) -> (u64, Vec<Part>) {
+        if self.ack == AckOn::Commit {
+            // Nothing to predict or book: every send waits for its commit.
+            let parts = batch
+                .into_iter()
+                .map(|p| Part {
+                    key: (String::new(), u32::MAX),
+                    keys: Vec::new(),
+                    predicted: None,
+                    done: Some(p.done),
+                })
+                .collect();
+            return (0, parts);
+        }
         let (term, ready) = {
             let metrics = self.raft.metrics();
             let m = metrics.borrow();
