@@ -4,6 +4,10 @@
 //! (temp dir, free loopback ports), drives it over gRPC against the leader, prints a progress
 //! line per second on stderr and one `RESULT scenario=...` line on stdout, and kills the group.
 
+// The client of the benchmark should cost as little as the library's producer (mqbench).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cpu;
 mod failover;
 mod group;
