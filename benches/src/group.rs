@@ -98,17 +98,33 @@ pub struct BrokerGroup {
     status: Vec<Client>,
 }
 
-/// `count` distinct free ports on 127.0.0.1. They are all held open together, then released
-/// for the brokers to bind (a small race with other processes, as in the integration tests).
+/// `count` distinct free ports on 127.0.0.1, taken below the kernel's ephemeral range
+/// (32768 and up): a port from that range, once released, can go to an outgoing connection
+/// (each scenario leaves hundreds behind) before the broker binds it, and a scenario then
+/// fails to start. They are all held open together, then released for the brokers to bind.
 fn free_ports(count: usize) -> Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("cannot bind a free port on 127.0.0.1")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % COUNT;
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..COUNT {
+        if held.len() == count {
+            break;
+        }
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < count {
+        bail!(
+            "no {count} free ports on 127.0.0.1 in {FIRST}..{}",
+            FIRST + COUNT
+        );
+    }
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 /// Asks the kernel to SIGKILL the child when the thread that spawned it exits. The spawning
