@@ -98,33 +98,9 @@ pub struct BrokerGroup {
     status: Vec<Client>,
 }
 
-/// `count` distinct free ports on 127.0.0.1, taken below the kernel's ephemeral range
-/// (32768 and up): a port from that range, once released, can go to an outgoing connection
-/// (each scenario leaves hundreds behind) before the broker binds it, and a scenario then
-/// fails to start. They are all held open together, then released for the brokers to bind.
+/// `count` distinct free ports on 127.0.0.1 (below the ephemeral range, see `raftmq_testkit`).
 fn free_ports(count: usize) -> Result<Vec<u16>> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20_000;
-    const COUNT: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(7919) % COUNT;
-    let mut held = Vec::with_capacity(count);
-    for _ in 0..COUNT {
-        if held.len() == count {
-            break;
-        }
-        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT) as u16;
-        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            held.push(l);
-        }
-    }
-    if held.len() < count {
-        bail!(
-            "no {count} free ports on 127.0.0.1 in {FIRST}..{}",
-            FIRST + COUNT
-        );
-    }
-    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+    raftmq_testkit::free_ports(count).context("cannot pick free ports on 127.0.0.1")
 }
 
 /// Asks the kernel to SIGKILL the child when the thread that spawned it exits. The spawning

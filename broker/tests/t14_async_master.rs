@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use common::{code, message, pull_all, wait_for, Client, Group};
+use common::{code, create_topic, message, pull_all, wait_for, Client, Group};
 use proto::v1::{self as pb, ResponseCode};
 
 const TOPIC: &str = "AsyncTopic";
@@ -41,23 +41,6 @@ async fn send_batch(
     }
 }
 
-async fn create_topic(client: &mut Client) {
-    let resp = client
-        .create_or_update_topic(pb::CreateOrUpdateTopicRequest {
-            topic: Some(pb::TopicConfig {
-                topic_name: TOPIC.into(),
-                read_queue_nums: QUEUES as u32,
-                write_queue_nums: QUEUES as u32,
-                perm: 6,
-                order: false,
-            }),
-        })
-        .await
-        .expect("create topic")
-        .into_inner();
-    assert_eq!(code(&resp.status), ResponseCode::Ok, "{:?}", resp.status);
-}
-
 /// What an acknowledgement said about one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Ack {
@@ -71,7 +54,7 @@ async fn acks_on_the_leaders_append_carry_the_offsets_the_messages_get() {
     let group = Group::start(&["brokerRole=ASYNC_MASTER"]);
     let leader = group.leader().await;
     let mut client = group.client(leader).await;
-    create_topic(&mut client).await;
+    create_topic(&mut client, TOPIC, QUEUES as u32).await;
 
     // 8 concurrent producers, single messages and batches of 3 over 4 queues, so sends are
     // coalesced into shared entries and several are in flight per queue.
@@ -190,7 +173,7 @@ async fn async_master_answers_without_followers_and_sync_master_does_not() {
         let mut group = Group::start(&[&format!("brokerRole={role}")]);
         let leader = group.leader().await;
         let mut client = group.client(leader).await;
-        create_topic(&mut client).await;
+        create_topic(&mut client, TOPIC, QUEUES as u32).await;
         let before = send_batch(
             &mut client,
             vec![message(TOPIC, 0, "before")],

@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use common::{code, message, pull_all, wait_for, Group};
+use common::{code, create_topic, message, pull_all, wait_for, Group};
 use proto::v1::{self as pb, ResponseCode};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -33,20 +33,7 @@ async fn a_stopping_leader_answers_its_stream_then_exits_and_keeps_what_it_acked
     let mut group = Group::start(&[]);
     let leader = group.leader().await;
     let mut client = group.client(leader).await;
-    let resp = client
-        .create_or_update_topic(pb::CreateOrUpdateTopicRequest {
-            topic: Some(pb::TopicConfig {
-                topic_name: TOPIC.into(),
-                read_queue_nums: QUEUES as u32,
-                write_queue_nums: QUEUES as u32,
-                perm: 6,
-                order: false,
-            }),
-        })
-        .await
-        .expect("create topic")
-        .into_inner();
-    assert_eq!(code(&resp.status), ResponseCode::Ok);
+    create_topic(&mut client, TOPIC, QUEUES as u32).await;
 
     let (requests, rx) = mpsc::channel(64);
     let mut replies = client

@@ -13,25 +13,7 @@ use tonic::transport::Channel;
 
 pub type Client = BrokerServiceClient<Channel>;
 
-/// A free port on 127.0.0.1 for a process to bind soon after. Taken below the kernel's
-/// ephemeral range (32768 and up): a port from that range, once released, can go to some
-/// process's outgoing connection before the broker binds it (seen in CI as "Address already
-/// in use"). Each test process starts at its own offset and never hands a port out twice.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20_000;
-    const COUNT: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(7919) % COUNT;
-    for _ in 0..COUNT {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (FIRST + (start + n) % COUNT) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {FIRST}..{}", FIRST + COUNT);
-}
+pub use raftmq_testkit::free_port;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -246,6 +228,25 @@ pub fn message(topic: &str, queue_id: i32, body: impl Into<Vec<u8>>) -> pb::Mess
         body: body.into().into(),
         ..Default::default()
     }
+}
+
+/// Creates (or updates) `topic` with `queues` read and write queues on `client`'s replica,
+/// which must lead.
+pub async fn create_topic(client: &mut Client, topic: &str, queues: u32) {
+    let resp = client
+        .create_or_update_topic(pb::CreateOrUpdateTopicRequest {
+            topic: Some(pb::TopicConfig {
+                topic_name: topic.into(),
+                read_queue_nums: queues,
+                write_queue_nums: queues,
+                perm: 6,
+                order: false,
+            }),
+        })
+        .await
+        .expect("create topic")
+        .into_inner();
+    assert_eq!(code(&resp.status), ResponseCode::Ok, "{:?}", resp.status);
 }
 
 pub fn code(status: &Option<pb::ResponseStatus>) -> ResponseCode {

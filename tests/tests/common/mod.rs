@@ -79,25 +79,7 @@ fn build_binaries() {
     assert!(status.success(), "cargo build of the binaries failed");
 }
 
-/// A free port on 127.0.0.1 for a process to bind soon after. Taken below the kernel's
-/// ephemeral range (32768 and up): a port from that range, once released, can go to some
-/// process's outgoing connection before the broker binds it (seen in CI as "Address already
-/// in use"). Each test process starts at its own offset and never hands a port out twice.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20_000;
-    const COUNT: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(7919) % COUNT;
-    for _ in 0..COUNT {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (FIRST + (start + n) % COUNT) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {FIRST}..{}", FIRST + COUNT);
-}
+pub use raftmq_testkit::free_port;
 
 /// Waits until `check` returns `Some`, polling every 20 ms; panics after `timeout`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
