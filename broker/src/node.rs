@@ -143,7 +143,8 @@ impl BrokerNode {
 
         let log_config = LogConfig::new(&config.store_path_commit_log)
             .segment_size(config.mapped_file_size_commit_log)
-            .flush(flush_mode(&config));
+            .flush(flush_mode(&config))
+            .cache_window(Some(config.page_cache_window_commit_log).filter(|&window| window > 0));
         let log = LogStore::open(log_config).context("cannot open the commitlog")?;
         let log_storage =
             RaftLogStore::<TypeConfig>::new(log.clone()).context("cannot open the Raft log")?;

@@ -21,6 +21,40 @@ pub trait LogFile: Send + Sync {
     /// Maps the first `len` bytes read-only. The caller reads only bytes it has written (and
     /// that lie inside the file), so mapping past the end of a shorter file is harmless.
     fn map(&self, len: u64) -> io::Result<Mmap>;
+    /// Writes `len` bytes at `offset` out to the disk (if dirty) and drops them from the page
+    /// cache. Not a durability point: no metadata is synced. Pages mapped by a process stay.
+    fn release_cache(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Unmaps `len` bytes at `offset` of `map` from this process's page tables, so that
+/// [`LogFile::release_cache`] can drop them; the next read through the mapping faults them
+/// back in from the file. `offset` is rounded down to a page.
+#[allow(unsafe_code)]
+pub fn unmap_pages(map: &Mmap, offset: u64, len: u64) -> io::Result<()> {
+    let start = offset - offset % page_size();
+    let end = (offset + len).min(map.len() as u64);
+    if end <= start {
+        return Ok(());
+    }
+    // SAFETY: the mapping is a read-only shared mapping of a file. MADV_DONTNEED on it only
+    // removes page-table entries; a later access faults the same file bytes back in, so no
+    // reader can observe a change (unlike on a private or anonymous mapping, where it zeroes).
+    unsafe {
+        map.unchecked_advise_range(
+            memmap2::UncheckedAdvice::DontNeed,
+            start as usize,
+            (end - start) as usize,
+        )
+    }
+}
+
+fn page_size() -> u64 {
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
 }
 
 /// Directory-level operations.
@@ -70,6 +104,32 @@ impl LogFile for StdFile {
         // Another process truncating our files would break this, as it would break any
         // reader of the log.
         unsafe { memmap2::MmapOptions::new().len(len as usize).map(&self.0) }
+    }
+
+    #[allow(unsafe_code)]
+    fn release_cache(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = self.0.as_raw_fd();
+        // Whole pages: fadvise keeps a partly covered page, which would leave one page behind
+        // at every boundary between two releases.
+        let page = page_size();
+        let start = offset - offset % page;
+        let end = (offset + len).div_ceil(page) * page;
+        let (off, n) = (start as libc::off64_t, (end - start) as libc::off64_t);
+        // SAFETY: plain syscalls on a file descriptor this struct owns; no memory is passed.
+        // Writing the range out first makes every page of it clean, so the fadvise below drops
+        // them all (it skips dirty pages and pages under writeback).
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        if unsafe { libc::sync_file_range(fd, off, n, flags) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        match unsafe { libc::posix_fadvise(fd, off, n, libc::POSIX_FADV_DONTNEED) } {
+            0 => Ok(()),
+            errno => Err(io::Error::from_raw_os_error(errno)),
+        }
     }
 }
 
@@ -242,6 +302,13 @@ impl LogFile for FaultyFile {
 
     fn map(&self, len: u64) -> io::Result<Mmap> {
         self.inner.map(len)
+    }
+
+    fn release_cache(&self, offset: u64, len: u64) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        self.inner.release_cache(offset, len)
     }
 }
 

@@ -7,12 +7,14 @@
 //! - [`store`]: the store (append, read, truncate, purge, recovery);
 //! - [`flush`]: group commit (`SYNC_FLUSH`) and timed flush (`ASYNC_FLUSH`);
 //! - [`meta`]: atomically replaced metadata files (vote, committed, purge point);
+//! - `cache`: dropping data behind a window from the page cache;
 //! - [`fs`]: the file-system seam, with a fault-injecting implementation for tests;
 //! - [`inspect`]: a read-only scan of a store directory (`raft-log-dump`).
 
 #![warn(clippy::unwrap_used)]
 #![deny(unsafe_code)]
 
+mod cache;
 pub mod error;
 pub mod flush;
 pub mod format;

@@ -22,6 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use crate::cache::{CacheReleaser, Release};
 use crate::error::{Error, Result};
 use crate::flush::{ActiveFiles, FlushCallback, FlushMode, Flusher};
 use crate::format::{
@@ -41,6 +42,9 @@ pub struct LogConfig {
     pub segment_size: u64,
     /// `flushDiskType` and `flushIntervalCommitLog`.
     pub flush: FlushMode,
+    /// Bytes at the end of the log kept in the page cache; older data is written out and
+    /// dropped from it (see [`crate::cache`]). `None` leaves caching to the kernel.
+    pub cache_window: Option<u64>,
 }
 
 impl LogConfig {
@@ -52,6 +56,7 @@ impl LogConfig {
             flush: FlushMode::Async {
                 interval: Duration::from_millis(500),
             },
+            cache_window: None,
         }
     }
 
@@ -62,6 +67,11 @@ impl LogConfig {
 
     pub fn flush(mut self, mode: FlushMode) -> Self {
         self.flush = mode;
+        self
+    }
+
+    pub fn cache_window(mut self, bytes: Option<u64>) -> Self {
+        self.cache_window = bytes;
         self
     }
 }
@@ -128,6 +138,8 @@ struct Shared {
     flusher: Arc<Flusher>,
     flush_thread: Mutex<Option<JoinHandle<()>>>,
     meta: MetaFiles,
+    /// Drops data behind `config.cache_window` from the page cache.
+    cache: Option<CacheReleaser>,
     /// Held for the store's lifetime so a second process cannot open the same directory.
     _lock: File,
 }
@@ -140,6 +152,8 @@ struct State {
     buf: Vec<u8>,
     idx_buf: Vec<u8>,
     recs: Vec<IndexRecord>,
+    /// Log position below which data has been handed to the cache releaser.
+    cache_released: u64,
 }
 
 /// A read-only window into a segment's mapping, owned by a `Bytes`.
@@ -155,6 +169,9 @@ impl AsRef<[u8]> for MappedSlice {
 }
 
 const PURGED_META: &str = "purged";
+
+/// The cache releaser is handed at least this much at a time.
+const RELEASE_STEP: u64 = 32 << 20;
 
 fn encode_log_id(id: &LogId) -> [u8; 16] {
     let mut b = [0u8; 16];
@@ -277,12 +294,14 @@ impl LogStore {
             });
         }
         let state = State {
+            cache_released: recovered.first().map_or(0, |s| s.base()),
             segments: recovered,
             purged,
             buf: Vec::new(),
             idx_buf: Vec::new(),
             recs: Vec::new(),
         };
+        let cache = config.cache_window.map(|_| CacheReleaser::start());
         info!(
             dir = %dir.display(),
             segments = state.segments.len(),
@@ -298,6 +317,7 @@ impl LogStore {
                 flusher,
                 flush_thread: Mutex::new(Some(handle)),
                 meta,
+                cache,
                 _lock: lock,
             }),
         })
@@ -351,6 +371,38 @@ impl LogStore {
         self.finish_write(&mut st, result)
     }
 
+    /// Hands everything more than the cache window behind the end of the log to the cache
+    /// releaser, a few MiB at a time.
+    fn release_behind(&self, st: &mut State) {
+        let (Some(window), Some(cache)) = (self.shared.config.cache_window, &self.shared.cache)
+        else {
+            return;
+        };
+        let Some(end) = st.segments.last().map(|s| s.end_position()) else {
+            return;
+        };
+        let target = end.saturating_sub(window);
+        if target < st.cache_released.saturating_add(RELEASE_STEP) {
+            return;
+        }
+        let first = st
+            .segments
+            .partition_point(|s| s.end_position() <= st.cache_released);
+        for seg in &st.segments[first..] {
+            let from = st.cache_released.max(seg.base());
+            let to = target.min(seg.end_position());
+            if from >= to {
+                break;
+            }
+            cache.release(Release {
+                data: seg.data.clone(),
+                map: seg.map.clone(),
+                range: from - seg.base()..to - seg.base(),
+            });
+        }
+        st.cache_released = target;
+    }
+
     /// Appends one entry at the next index (for callers that do not track indexes, such as
     /// benchmarks with many concurrent appenders). Returns the index it got.
     pub fn append_next(&self, term: u64, kind: EntryKind, body: &[u8]) -> Result<(u64, Appended)> {
@@ -370,14 +422,17 @@ impl LogStore {
     }
 
     /// Turns the outcome of a write into the caller's result: success takes a sequence number
-    /// while the state lock is still held (`_locked` proves it), so sequence order is write
+    /// while the state lock is still held (`locked` proves it), so sequence order is write
     /// order; failure marks the store failed.
-    fn finish_write(&self, _locked: &mut State, result: Result<u64>) -> Result<Appended> {
+    fn finish_write(&self, locked: &mut State, result: Result<u64>) -> Result<Appended> {
         match result {
-            Ok(end_position) => Ok(Appended {
-                seq: self.shared.flusher.written(),
-                end_position,
-            }),
+            Ok(end_position) => {
+                self.release_behind(locked);
+                Ok(Appended {
+                    seq: self.shared.flusher.written(),
+                    end_position,
+                })
+            }
             Err(e) => {
                 if !matches!(e, Error::NotContiguous { .. } | Error::EntryTooLarge { .. }) {
                     warn!(error = %e, "raft log write failed; the store accepts no more writes until reopened");
@@ -683,6 +738,7 @@ impl LogStore {
             let keep = from.saturating_sub(seg.first_index()) as usize;
             seg.truncate_to(keep)?;
             seg.sync()?;
+            st.cache_released = st.cache_released.min(seg.end_position());
             self.shared.flusher.set_active(ActiveFiles {
                 data: seg.data.clone(),
                 idx: seg.idx.clone(),

@@ -80,6 +80,7 @@ pub(super) fn assemble(
         flush_interval_commit_log: Duration::from_millis(
             settings.value(&FLUSH_INTERVAL_COMMIT_LOG)?,
         ),
+        page_cache_window_commit_log: settings.value(&PAGE_CACHE_WINDOW_COMMIT_LOG)?,
         sync_flush_timeout: Duration::from_millis(settings.value(&SYNC_FLUSH_TIMEOUT)?),
         slave_timeout: Duration::from_millis(settings.value(&SLAVE_TIMEOUT)?),
         delete_when: settings.value(&DELETE_WHEN)?,

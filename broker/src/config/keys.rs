@@ -128,6 +128,17 @@ pub(crate) const FLUSH_INTERVAL_COMMIT_LOG: Key<u64> = Key {
     default: Some("500"),
     parse: |raw| integer_in(raw, 1, JAVA_INT_MAX),
 };
+/// Bytes at the end of the commitlog kept in the page cache; data further behind is written
+/// out and dropped from it, so new writes reuse just-freed pages instead of pulling in memory
+/// the machine has not touched (slow on VMs that hand free memory back to the host). A
+/// consumer reading further back faults its pages in from disk. 0 leaves caching to the
+/// kernel. raftmq's own key: RocketMQ keeps everything mapped.
+pub(crate) const PAGE_CACHE_WINDOW_COMMIT_LOG: Key<u64> = Key {
+    name: "pageCacheWindowCommitLog",
+    aliases: &[],
+    default: Some("1073741824"),
+    parse: |raw| integer_in(raw, 0, u64::MAX / 2),
+};
 /// Milliseconds a SYNC_FLUSH send waits for its fsync before FLUSH_DISK_TIMEOUT.
 pub(crate) const SYNC_FLUSH_TIMEOUT: Key<u64> = Key {
     name: "syncFlushTimeout",
@@ -253,6 +264,7 @@ pub(crate) static SCHEMA: Schema = Schema {
         &MAPPED_FILE_SIZE_CONSUME_QUEUE,
         &MAX_MESSAGE_SIZE,
         &FLUSH_INTERVAL_COMMIT_LOG,
+        &PAGE_CACHE_WINDOW_COMMIT_LOG,
         &SYNC_FLUSH_TIMEOUT,
         &SLAVE_TIMEOUT,
         &DELETE_WHEN,

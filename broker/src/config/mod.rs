@@ -135,6 +135,9 @@ pub struct BrokerConfig {
     pub max_message_size: u32,
     /// `flushIntervalCommitLog` (default 500 ms), for ASYNC_FLUSH.
     pub flush_interval_commit_log: Duration,
+    /// `pageCacheWindowCommitLog` (default 1 GiB): bytes at the log's end kept in the page
+    /// cache; 0 leaves caching to the kernel.
+    pub page_cache_window_commit_log: u64,
     /// `syncFlushTimeout` (default 5 s): SYNC_FLUSH sends fail with FLUSH_DISK_TIMEOUT after.
     pub sync_flush_timeout: Duration,
     /// `slaveTimeout` (default 3 s): SYNC_MASTER sends report FLUSH_SLAVE_TIMEOUT after.
@@ -226,6 +229,10 @@ impl BrokerConfig {
             (
                 FLUSH_INTERVAL_COMMIT_LOG.name,
                 millis(self.flush_interval_commit_log),
+            ),
+            (
+                PAGE_CACHE_WINDOW_COMMIT_LOG.name,
+                self.page_cache_window_commit_log.to_string(),
             ),
             (SYNC_FLUSH_TIMEOUT.name, millis(self.sync_flush_timeout)),
             (SLAVE_TIMEOUT.name, millis(self.slave_timeout)),

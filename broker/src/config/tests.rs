@@ -196,6 +196,7 @@ fn defaults_are_rocketmqs_except_where_documented() {
         mapped_file_size_consume_queue: 300_000 * 20,
         max_message_size: 4 << 20,
         flush_interval_commit_log: Duration::from_millis(500),
+        page_cache_window_commit_log: 1 << 30,
         sync_flush_timeout: Duration::from_secs(5),
         slave_timeout: Duration::from_secs(3),
         delete_when: vec![4],
@@ -255,6 +256,19 @@ fn other_bad_values_say_what_is_allowed() {
     for (line, message) in cases {
         assert_eq!(error(line, &[]), format!("{LABEL}:1: {message}"));
     }
+}
+
+#[test]
+fn page_cache_window_takes_bytes_and_zero_turns_it_off() {
+    assert_eq!(clean("").page_cache_window_commit_log, 1 << 30);
+    let config = clean("pageCacheWindowCommitLog=268435456");
+    assert_eq!(config.page_cache_window_commit_log, 256 << 20);
+    assert_eq!(
+        clean("pageCacheWindowCommitLog=0").page_cache_window_commit_log,
+        0
+    );
+    assert!(error("pageCacheWindowCommitLog=-1", &[])
+        .contains("pageCacheWindowCommitLog = -1 is not allowed"));
 }
 
 #[test]
