@@ -78,6 +78,11 @@ struct Args {
     #[arg(long, default_value_t = 1024)]
     body_bytes: usize,
 
+    /// Page-cache window of the store in async_append, in MiB (the broker's
+    /// pageCacheWindowCommitLog); 0 leaves caching to the kernel, as plain writes do.
+    #[arg(long, default_value_t = 0)]
+    cache_window_mib: u64,
+
     /// Keep the work directory afterwards.
     #[arg(long)]
     keep: bool,
@@ -151,6 +156,7 @@ struct Setup {
     body: Vec<u8>,
     appenders: usize,
     reopen_bytes: u64,
+    cache_window: Option<u64>,
 }
 
 impl Setup {
@@ -222,6 +228,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         body: (0..args.body_bytes).map(|i| (i * 31 % 251) as u8).collect(),
         appenders: args.appenders,
         reopen_bytes: (args.reopen_gib * (1u64 << 30) as f64) as u64,
+        cache_window: Some(args.cache_window_mib << 20).filter(|&w| w > 0),
     };
     for bench in ALL {
         if args.only.is_some_and(|only| only != bench) {
@@ -284,13 +291,13 @@ impl Drop for PlainFile {
 /// store's flush interval (the same durability policy: the ratio's denominator), once with no
 /// fsync at all (page-cache speed, for reference).
 fn async_append(setup: &Setup) -> anyhow::Result<String> {
-    let config = LogConfig::new(fresh(setup, "async")?);
+    let config = LogConfig::new(fresh(setup, "async")?).cache_window(setup.cache_window);
     let FlushMode::Async { interval } = config.flush else {
         bail!("the default flush mode is expected to be ASYNC_FLUSH");
     };
     info!(
-        "async_append: store, ASYNC_FLUSH every {interval:?}, {} entries per append",
-        setup.batch
+        "async_append: store, ASYNC_FLUSH every {interval:?}, {} entries per append, page-cache window {:?} bytes",
+        setup.batch, setup.cache_window
     );
     let dir = config.dir.clone();
     let store = LogStore::open(config)?;
@@ -320,13 +327,14 @@ fn async_append(setup: &Setup) -> anyhow::Result<String> {
     Ok(format!(
         "bench=async_append mb_per_s={store_mb:.1} plain_mb_per_s={plain_mb:.1} ratio={:.2} \
          plain_no_fsync_mb_per_s={:.1} entries={} bytes={bytes} batch={} body_bytes={} \
-         slowest_append_ms={:.1}",
+         slowest_append_ms={:.1} cache_window_bytes={}",
         store_mb / plain_mb,
         mb_per_s(bytes, page_cache_time),
         appends * setup.batch as u64,
         setup.batch,
         setup.body.len(),
-        slowest.as_secs_f64() * 1e3
+        slowest.as_secs_f64() * 1e3,
+        setup.cache_window.unwrap_or(0)
     ))
 }
 
@@ -630,6 +638,7 @@ fn fill_until_killed(dir: &Path, batch: usize, body_bytes: usize) -> anyhow::Res
         body: vec![0x5a; body_bytes],
         appenders: 1,
         reopen_bytes: 0,
+        cache_window: None,
     };
     let store = LogStore::open(LogConfig::new(dir))?;
     let mut out = std::io::stdout().lock();
