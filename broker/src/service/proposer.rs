@@ -43,9 +43,11 @@ use crate::state::applied::{prepare_command, Prepared};
 use crate::state::recent_keys::fingerprint;
 use crate::state::BrokerState;
 
-/// Entries the proposer keeps between proposal and commit. Enough to overlap one entry's
-/// replication round with the next one's append; more would only make entries smaller.
-pub const MAX_IN_FLIGHT: usize = 3;
+/// Entries the proposer keeps between proposal and commit, so that appending, replicating,
+/// committing and applying successive entries overlap. Measured side by side (e2e-bench, two
+/// rounds): 3 gave the lowest throughput of 2, 3, 6, 8 and 12; 6 to 12 were alike (batch32x8
+/// about +5 %, inflight64 about +6 % over 3), and 8 had the lowest p99.
+pub const MAX_IN_FLIGHT: usize = 8;
 /// Most bytes of sends coalesced into one entry.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Most sends coalesced into one entry.
