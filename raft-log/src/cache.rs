@@ -11,6 +11,8 @@
 //! falls more than the window behind the end of the log. Readers of older positions (a
 //! lagging consumer, a follower catching up) fault the pages back in from the file, as they
 //! would after any eviction. Dropping is never a durability point: the flusher's fsyncs are.
+//! But writing a range out can be the first to meet a writeback error, which the kernel then
+//! reports to nobody else, so such an error fails the store like a failed fsync.
 
 use std::ops::Range;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -19,6 +21,7 @@ use std::thread::JoinHandle;
 
 use tracing::{debug, warn};
 
+use crate::flush::Flusher;
 use crate::fs::{self, LogFile, Mmap};
 
 /// How much is dropped per system call pair: small enough that a reader faulting a page of the
@@ -39,11 +42,12 @@ pub(crate) struct CacheReleaser {
 }
 
 impl CacheReleaser {
-    pub fn start() -> Self {
+    /// `flusher` is failed if writing a range out fails.
+    pub fn start(flusher: Arc<Flusher>) -> Self {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("raft-log-cache".into())
-            .spawn(move || run(rx))
+            .spawn(move || run(rx, flusher))
             .map_err(|e| warn!(error = %e, "cannot start the page-cache releaser; the log keeps the kernel's default caching"))
             .ok();
         Self {
@@ -69,20 +73,24 @@ impl Drop for CacheReleaser {
     }
 }
 
-fn run(rx: Receiver<Release>) {
+fn run(rx: Receiver<Release>, flusher: Arc<Flusher>) {
     let mut warned = false;
     while let Ok(Release { data, map, range }) = rx.recv() {
         let mut at = range.start;
         while at < range.end {
             let len = CHUNK.min(range.end - at);
-            let result = fs::unmap_pages(&map, at, len).and_then(|()| data.release_cache(at, len));
-            if let Err(e) = result {
+            if let Err(e) = fs::unmap_pages(&map, at, len) {
                 // Only memory use is at stake; say it once per store.
                 if !warned {
-                    warn!(error = %e, "cannot drop written log data from the page cache");
+                    warn!(error = %e, "cannot unmap written log data to drop it from the page cache");
                     warned = true;
                 }
-                break;
+            }
+            if let Err(e) = data.release_cache(at, len) {
+                // Writeback failed, and the kernel has now reported that to this call instead
+                // of to the flusher's next fsync: fail the store as that fsync would have.
+                flusher.fail(format!("writing log data out failed: {e}"));
+                return;
             }
             at += len;
         }

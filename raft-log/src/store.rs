@@ -301,7 +301,9 @@ impl LogStore {
             idx_buf: Vec::new(),
             recs: Vec::new(),
         };
-        let cache = config.cache_window.map(|_| CacheReleaser::start());
+        let cache = config
+            .cache_window
+            .map(|_| CacheReleaser::start(flusher.clone()));
         info!(
             dir = %dir.display(),
             segments = state.segments.len(),

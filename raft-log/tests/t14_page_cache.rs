@@ -144,3 +144,57 @@ fn without_a_window_written_data_stays_cached() {
         first.len()
     );
 }
+
+#[test]
+fn a_failed_write_out_fails_the_store_like_a_failed_fsync() {
+    // The flusher syncs only every hour here, so the cache releaser's write-out is the first
+    // to meet the (injected) writeback error: the store must stop accepting writes, because
+    // the kernel would not report that error to a later fsync of the same file.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = raft_log::fs::FaultyFs::new();
+    let faults = fs.faults();
+    let config = raft_log::LogConfig::new(dir.path())
+        .segment_size(SEGMENT)
+        .flush(raft_log::FlushMode::Async {
+            interval: Duration::from_secs(3600),
+        })
+        .cache_window(Some(WINDOW));
+    let store = LogStore::open_with_fs(config, std::sync::Arc::new(fs)).unwrap();
+    let append = |index: u64| {
+        let b = body(index);
+        store.append(&[NewEntry {
+            index,
+            term: 1,
+            kind: EntryKind::Normal,
+            body: &b,
+        }])
+    };
+    // Below window + one release step nothing is written out yet.
+    for index in 1..=30 {
+        append(index).unwrap();
+    }
+    faults.fail_syncs(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut index = 31;
+    let refused = loop {
+        match append(index) {
+            Ok(_) => index += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the store still accepts writes after {index} entries with write-out failing"
+        );
+        if index > 60 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(
+        refused.to_string().contains("writing log data out failed"),
+        "{refused}"
+    );
+    drop(store);
+    faults.heal();
+    let store = LogStore::open(async_config(dir.path(), SEGMENT)).unwrap();
+    assert_eq!(store.read(30).unwrap().body[..], body(30)[..]);
+}
