@@ -1,8 +1,39 @@
 //! Helpers shared by the crates that start real raftmq processes on loopback: the broker's and
 //! the workspace's process tests, and `e2e-bench`.
 
+use std::future::Future;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The workspace root (where `conf/` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the testkit crate lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Waits until `check` returns `Some`, polling every 20 ms; panics naming `what` after
+/// `timeout`. The way a process test waits for a condition instead of sleeping.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// First port handed out; the range stays below the kernel's ephemeral range (32768 and up).
 const FIRST: u32 = 20_000;

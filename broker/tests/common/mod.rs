@@ -1,9 +1,8 @@
 //! A 3-replica dledger group of real `mqbroker` processes on loopback, for integration tests.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,32 +12,7 @@ use tonic::transport::Channel;
 
 pub type Client = BrokerServiceClient<Channel>;
 
-pub use raftmq_testkit::free_port;
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// Waits until `check` returns `Some`, polling every 20 ms, up to `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use raftmq_testkit::{free_port, wait_for, workspace_root as repo_root};
 
 /// One `mqbroker` process; killed (SIGKILL) when dropped.
 pub struct BrokerProcess {

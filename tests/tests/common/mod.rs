@@ -8,7 +8,6 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -28,14 +27,6 @@ pub const CLUSTER: &str = "RaftCluster";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a tool run may take before the test gives up on it.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The workspace root (where `conf/` is).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
 
 /// Path of one of the workspace's binaries (`mqbroker`, `mqnamesrv`, `mqadmin`, `mqbench`).
 ///
@@ -79,26 +70,7 @@ fn build_binaries() {
     assert!(status.success(), "cargo build of the binaries failed");
 }
 
-pub use raftmq_testkit::free_port;
-
-/// Waits until `check` returns `Some`, polling every 20 ms; panics after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use raftmq_testkit::{free_port, wait_for, workspace_root};
 
 /// The longest interval between consecutive instants (sorted here), and where it started.
 pub fn longest_gap(mut instants: Vec<Instant>) -> (Duration, Option<Instant>) {
