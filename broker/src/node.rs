@@ -185,7 +185,8 @@ impl BrokerNode {
             layout.group.clone(),
             layout.self_id,
         )
-        .with_shutdown(stopped.clone());
+        .with_shutdown(stopped.clone())
+        .with_detector_refusals(refusals.clone());
         let mut stop_rx = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let leader_watch = raft_service.leader_watch_server();

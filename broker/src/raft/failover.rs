@@ -161,6 +161,8 @@ pub fn election_rank(
 #[derive(Clone, Debug, Default)]
 pub struct VoteRefusals {
     by_peer: Arc<Mutex<BTreeMap<NodeId, u64>>>,
+    /// Wakes a waiting campaign: this replica refused a candidate whose log is behind its own.
+    behind_refused: Arc<tokio::sync::Notify>,
 }
 
 impl VoteRefusals {
@@ -176,6 +178,20 @@ impl VoteRefusals {
     /// win where this replica may not.
     pub fn refused_longer_log(&self, candidate: NodeId, term: u64) {
         self.log_ahead(candidate, term);
+    }
+
+    /// Records that this replica refused the vote request of a candidate whose log is behind
+    /// its own. Such a candidate cannot win, but this replica can: a campaign waiting out its
+    /// rank's pace tries again at once instead (after a leader died with followers at
+    /// different log lengths, as under ASYNC_MASTER, the lower rank is often the one behind).
+    /// Only a campaign waiting right now is woken; nothing is remembered for a later one.
+    pub fn refused_shorter_log(&self) {
+        self.behind_refused.notify_waiters();
+    }
+
+    /// Resolves at the next [`VoteRefusals::refused_shorter_log`].
+    pub async fn shorter_log_refused(&self) {
+        self.behind_refused.notified().await;
     }
 
     /// Forgets every record.
@@ -438,6 +454,10 @@ impl Campaign {
                         }
                     }
                     _ = tokio::time::sleep_until(next) => break,
+                    () = self.refusals.shorter_log_refused() => {
+                        debug!(group = %self.group, rank, "refused a candidate whose log is behind mine; electing now");
+                        break;
+                    }
                 }
             }
         }
@@ -788,5 +808,40 @@ mod tests {
         assert!(!refusals.outdone_after(5));
         refusals.refused_longer_log(1, 6);
         assert!(refusals.outdone_after(5));
+    }
+
+    #[tokio::test]
+    async fn refusing_a_candidate_that_is_behind_wakes_a_waiting_campaign_only() {
+        let refusals = VoteRefusals::default();
+        // Nobody waits: nothing is kept for a later campaign.
+        refusals.refused_shorter_log();
+        let stale = tokio::time::timeout(Duration::from_millis(50), refusals.shorter_log_refused());
+        assert!(
+            stale.await.is_err(),
+            "a refusal before the wait must not wake it"
+        );
+        // A waiting campaign (through a clone, as the Raft service holds one) is woken.
+        let waiting = tokio::spawn({
+            let refusals = refusals.clone();
+            async move { refusals.shorter_log_refused().await }
+        });
+        let woken = wake_until_done(&refusals, waiting).await;
+        assert!(woken, "the waiting campaign was not woken");
+    }
+
+    /// Signals until `waiting` ends (its wait may start after the first signal), for 2 s.
+    async fn wake_until_done(
+        refusals: &VoteRefusals,
+        waiting: tokio::task::JoinHandle<()>,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::Instant::now() < deadline {
+            if waiting.is_finished() {
+                return true;
+            }
+            refusals.refused_shorter_log();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        waiting.is_finished()
     }
 }

@@ -62,6 +62,9 @@ pub struct RaftGrpcService {
     /// campaign yields to them (the detector's copy, fed by outgoing vote requests, lives in the
     /// network layer, out of reach here).
     longer_logs: VoteRefusals,
+    /// The failover detector's refusals, told when this replica refuses a candidate whose log
+    /// is behind its own (see [`VoteRefusals::refused_shorter_log`]).
+    detector: Option<VoteRefusals>,
     /// A handback campaign runs: a second `TimeoutNow` must not start another.
     handback_running: Arc<AtomicBool>,
 }
@@ -84,8 +87,16 @@ impl RaftGrpcService {
             self_id,
             shutdown: None,
             longer_logs: VoteRefusals::default(),
+            detector: None,
             handback_running: Arc::default(),
         }
+    }
+
+    /// Lets the failover detector's campaign (holding `refusals`) try again at once when this
+    /// replica refuses a candidate whose log is behind its own.
+    pub fn with_detector_refusals(mut self, refusals: VoteRefusals) -> Self {
+        self.detector = Some(refusals);
+        self
     }
 
     /// Ends every WatchLeader stream (UNAVAILABLE) once `shutdown` turns true (or its sender
@@ -219,6 +230,10 @@ impl RaftService for RaftGrpcService {
         if let Some(candidate) = candidate.filter(|_| !resp.vote_granted) {
             if candidate_log > resp.last_log_id {
                 self.longer_logs.refused_longer_log(candidate, term);
+            } else if candidate_log < resp.last_log_id {
+                if let Some(detector) = &self.detector {
+                    detector.refused_shorter_log();
+                }
             }
         }
         Ok(Response::new(convert::vote_response_to_pb(&resp)))
