@@ -135,6 +135,15 @@ pub fn retry_interval(rank: usize) -> Duration {
     RETRY + STAGGER * u32::try_from(rank).unwrap_or(u32::MAX / 1_000).min(1_000)
 }
 
+/// Whether a campaign retries at once after a split vote ([`VoteRefusals::split_with_peer`]).
+/// After a split with the other survivor of a 3-voter group the term is lost for sure (the
+/// third voter is the dead leader), so the first rank may try again at once; only the first,
+/// or the two would split again. With more voters, or in a handback (the outgoing leader still
+/// votes), the term may still be won, and retrying would throw it away.
+pub fn retries_on_split(rank: usize, cause: CampaignCause, voters: usize) -> bool {
+    rank == 0 && matches!(cause, CampaignCause::LeaderGone) && voters <= 3
+}
+
 /// Position of `self_id` among the voters that may succeed `outgoing`: `preferred` first (if it
 /// is one of them), then by id. `None` when `self_id` is not among them.
 pub fn election_rank(
@@ -163,6 +172,9 @@ pub struct VoteRefusals {
     by_peer: Arc<Mutex<BTreeMap<NodeId, u64>>>,
     /// Wakes a waiting campaign: this replica refused a candidate whose log is behind its own.
     behind_refused: Arc<tokio::sync::Notify>,
+    /// Wakes a waiting first-ranked campaign: a peer whose log is not ahead stood in the same
+    /// term (a split vote).
+    split: Arc<tokio::sync::Notify>,
 }
 
 impl VoteRefusals {
@@ -192,6 +204,20 @@ impl VoteRefusals {
     /// Resolves at the next [`VoteRefusals::refused_shorter_log`].
     pub async fn shorter_log_refused(&self) {
         self.behind_refused.notified().await;
+    }
+
+    /// Records that a peer whose log is not ahead of this replica's refused its vote request
+    /// because it stood as a candidate in the same term: the split every failover starts with,
+    /// since each survivor elects once to drop its leader lease. The peer's lease is gone now,
+    /// so the first-ranked voter's next election wins, and there is no reason to wait out its
+    /// pace for it. Only a campaign waiting right now is woken.
+    pub fn split_with_peer(&self) {
+        self.split.notify_waiters();
+    }
+
+    /// Resolves at the next [`VoteRefusals::split_with_peer`].
+    pub async fn split_vote(&self) {
+        self.split.notified().await;
     }
 
     /// Forgets every record.
@@ -303,7 +329,8 @@ fn leader_to_watch(m: &RaftMetrics, self_id: NodeId) -> Option<(OutgoingLeader, 
 
 // ---- the campaign ----
 
-/// Why a campaign runs; only its logs differ.
+/// Why a campaign runs: it sets the pace between attempts and whether a split vote is retried
+/// at once ([`retries_on_split`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CampaignCause {
     /// The detector found the leader gone.
@@ -371,6 +398,7 @@ impl Campaign {
             CampaignCause::LeaderGone => retry_interval(rank),
             CampaignCause::Handback => retry_interval(rank) + HANDBACK_PATIENCE,
         };
+        let retry_on_split = retries_on_split(rank, cause, voters.len());
         let mut last_vote: Option<(Vote, Instant)> = None;
         let mut attempts = 0u32;
         loop {
@@ -456,6 +484,11 @@ impl Campaign {
                     _ = tokio::time::sleep_until(next) => break,
                     () = self.refusals.shorter_log_refused() => {
                         debug!(group = %self.group, rank, "refused a candidate whose log is behind mine; electing now");
+                        break;
+                    }
+                    // Only the first rank: two voters both retrying at once would split again.
+                    () = self.refusals.split_vote(), if retry_on_split => {
+                        debug!(group = %self.group, "split vote with a peer that is not ahead; electing now");
                         break;
                     }
                 }
@@ -808,6 +841,35 @@ mod tests {
         assert!(!refusals.outdone_after(5));
         refusals.refused_longer_log(1, 6);
         assert!(refusals.outdone_after(5));
+    }
+
+    #[test]
+    fn only_the_first_rank_of_a_three_voter_failover_retries_on_a_split() {
+        assert!(retries_on_split(0, CampaignCause::LeaderGone, 3));
+        assert!(!retries_on_split(1, CampaignCause::LeaderGone, 3));
+        assert!(!retries_on_split(0, CampaignCause::Handback, 3));
+        assert!(!retries_on_split(0, CampaignCause::LeaderGone, 5));
+    }
+
+    #[tokio::test]
+    async fn a_split_vote_wakes_a_waiting_campaign_only() {
+        let refusals = VoteRefusals::default();
+        refusals.split_with_peer();
+        let stale = tokio::time::timeout(Duration::from_millis(50), refusals.split_vote());
+        assert!(
+            stale.await.is_err(),
+            "a split before the wait must not wake it"
+        );
+        let waiting = tokio::spawn({
+            let refusals = refusals.clone();
+            async move { refusals.split_vote().await }
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !waiting.is_finished() && tokio::time::Instant::now() < deadline {
+            refusals.split_with_peer();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(waiting.is_finished(), "the waiting campaign was not woken");
     }
 
     #[tokio::test]

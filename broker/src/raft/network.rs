@@ -331,6 +331,13 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         if !resp.vote_granted && resp.last_log_id > req.last_log_id {
             self.refusals
                 .log_ahead(self.target, req.vote.leader_id.term);
+        } else if !resp.vote_granted
+            && resp.vote.leader_id.term == req.vote.leader_id.term
+            && resp.vote.leader_id.voted_for == Some(self.target)
+            && !resp.vote.committed
+        {
+            // A split: the peer stood in the same term, and its log is not ahead of ours.
+            self.refusals.split_with_peer();
         }
         Ok(resp)
     }
