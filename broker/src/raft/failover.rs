@@ -18,7 +18,11 @@
 //! different paces, by rank (voters other than the dead leader, `preferredLeaderId` first,
 //! then by id): rank 0 every [`RETRY`], rank k every `RETRY + k * STAGGER`. The fastest
 //! climbs terms fastest, so its next request carries a higher term than anyone else's vote and
-//! wins: typically one `RETRY` after the leader died. Two rules keep voters from undoing each
+//! wins: typically one `RETRY` after the leader died. Two signals cut the wait short: in a
+//! 3-voter group the first rank elects again as soon as the other survivor's refusal shows the
+//! split ([`VoteRefusals::split_with_peer`]), and a voter that refuses a candidate whose log is
+//! behind its own elects again at once ([`VoteRefusals::refused_shorter_log`]); kill -9 to the
+//! first ack then takes about 15 ms here. Two rules keep voters from undoing each
 //! other: a voter that has just granted its vote to another candidate waits
 //! ([`GRANT_GRACE`]) for that candidate's first append instead of campaigning over it; and a
 //! voter that a peer refused because the peer's log is ahead stops campaigning, so the peer
