@@ -231,8 +231,7 @@ fn settings(args: &Args) -> Result<GroupSettings> {
         );
     }
     let conf_dir = args.conf_dir.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
+        raftmq_testkit::workspace_root()
             .join("conf")
             .join("dledger")
     });

@@ -42,16 +42,6 @@ pub fn configured_role(role: BrokerRole) -> pb::BrokerRole {
     }
 }
 
-/// The brokerId a replica reports: 0 while it leads (RocketMQ's master id), else its node
-/// id plus one, so no two replicas of a group ever share an id.
-pub fn broker_id(node_id: u64, is_leader: bool) -> u64 {
-    if is_leader {
-        0
-    } else {
-        node_id + 1
-    }
-}
-
 /// What this replica tells a nameserver right now.
 fn registration(ctx: &BrokerContext, ha_addr: &str) -> pb::RegisterBrokerRequest {
     let (state, term, leader) = {
@@ -63,7 +53,7 @@ fn registration(ctx: &BrokerContext, ha_addr: &str) -> pb::RegisterBrokerRequest
     pb::RegisterBrokerRequest {
         cluster_name: ctx.config.broker_cluster_name.clone(),
         broker_name: ctx.config.broker_name.clone(),
-        broker_id: broker_id(ctx.node_id, is_leader),
+        broker_id: proto::broker_id(ctx.node_id, is_leader),
         node_id: ctx.node_id,
         broker_addr: ctx.client_addr.to_string(),
         ha_addr: ha_addr.to_string(),
@@ -191,17 +181,4 @@ async fn unregister(ctx: &BrokerContext, client: &mut NameServiceClient<Channel>
         broker_addr: ctx.client_addr.to_string(),
     };
     let _ = tokio::time::timeout(Duration::from_millis(500), client.unregister_broker(bye)).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::broker_id;
-
-    #[test]
-    fn only_the_leader_reports_broker_id_zero_and_followers_never_collide() {
-        assert_eq!(broker_id(0, true), 0);
-        assert_eq!(broker_id(2, true), 0);
-        let followers: Vec<u64> = (0..3).map(|n| broker_id(n, false)).collect();
-        assert_eq!(followers, [1, 2, 3]);
-    }
 }

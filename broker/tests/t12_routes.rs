@@ -26,6 +26,15 @@ async fn start_nameserver() -> (String, tokio::sync::oneshot::Sender<()>) {
     (addr, tx)
 }
 
+/// A client of the nameserver at `addr`, connecting on first use.
+fn name_service(addr: &str) -> NameServiceClient<Channel> {
+    NameServiceClient::new(
+        Channel::from_shared(format!("http://{addr}"))
+            .expect("a valid nameserver URI")
+            .connect_lazy(),
+    )
+}
+
 async fn group_route(client: &mut NameServiceClient<Channel>) -> Option<pb::GroupRoute> {
     let info = client
         .get_cluster_info(pb::GetClusterInfoRequest::default())
@@ -45,11 +54,7 @@ async fn the_route_follows_the_leader_and_ignores_a_stale_one() {
         &format!("namesrvAddr={ns_addr}"),
         "registerNameServerPeriod=200",
     ]);
-    let mut ns = NameServiceClient::new(
-        Channel::from_shared(format!("http://{ns_addr}"))
-            .unwrap()
-            .connect_lazy(),
-    );
+    let mut ns = name_service(&ns_addr);
 
     let leader = group.leader().await;
     let first = wait_for(
@@ -118,11 +123,7 @@ async fn an_auto_created_topic_is_routed_at_once_not_at_the_next_heartbeat() {
         &format!("namesrvAddr={ns_addr}"),
         "registerNameServerPeriod=30000",
     ]);
-    let mut ns = NameServiceClient::new(
-        Channel::from_shared(format!("http://{ns_addr}"))
-            .unwrap()
-            .connect_lazy(),
-    );
+    let mut ns = name_service(&ns_addr);
     let leader = group.leader().await;
     wait_for(
         "the nameserver to know the leader",

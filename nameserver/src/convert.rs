@@ -82,12 +82,12 @@ pub(crate) fn group_route(group: &Group, now: Instant) -> pb::GroupRoute {
                 let info = &member.info;
                 // A leader claim the table refused (a killed or partitioned old leader, until
                 // it expires or re-registers) must not show the master's brokerId next to the
-                // real leader's: show the id a replica reports when it does not lead.
+                // real leader's: show the id the replica has when it does not lead.
                 let superseded =
                     info.broker_id == 0 && leader.is_none_or(|l| l.info.node_id != info.node_id);
                 pb::GroupMember {
                     broker_id: if superseded {
-                        info.node_id + 1
+                        proto::broker_id(info.node_id, false)
                     } else {
                         info.broker_id
                     },

@@ -22,6 +22,17 @@ fn body(index: u64) -> Vec<u8> {
     body
 }
 
+/// Appends entry `index` with its [`body`].
+fn append(store: &LogStore, index: u64) -> raft_log::Result<raft_log::Appended> {
+    let b = body(index);
+    store.append(&[NewEntry {
+        index,
+        term: 1,
+        kind: EntryKind::Normal,
+        body: &b,
+    }])
+}
+
 /// Which 4 KiB pages of `path` are in the page cache, as seen by `mincore`.
 #[allow(unsafe_code)]
 fn resident_pages(path: &Path) -> Vec<bool> {
@@ -54,28 +65,17 @@ fn data_behind_the_window_leaves_the_page_cache_and_still_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let store =
         LogStore::open(async_config(dir.path(), SEGMENT).cache_window(Some(WINDOW))).unwrap();
-    let append = |index: u64| {
-        let b = body(index);
-        store
-            .append(&[NewEntry {
-                index,
-                term: 1,
-                kind: EntryKind::Normal,
-                body: &b,
-            }])
-            .unwrap();
-    };
     // Ten entries, read back through the store's mapping before anything is released: pages
     // a process has mapped are exactly the ones a plain fadvise would leave behind.
     for index in 1..=10 {
-        append(index);
+        append(&store, index).unwrap();
     }
     for index in 1..=10 {
         assert_eq!(store.read(index).unwrap().body[..8], index.to_le_bytes());
     }
     let last = 140u64;
     for index in 11..=last {
-        append(index);
+        append(&store, index).unwrap();
     }
     let files = segment_files(dir.path());
     assert!(files.len() >= 6, "140 MiB in 24 MiB segments: {files:?}");
@@ -125,15 +125,7 @@ fn without_a_window_written_data_stays_cached() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(async_config(dir.path(), SEGMENT)).unwrap();
     for index in 1..=60u64 {
-        let b = body(index);
-        store
-            .append(&[NewEntry {
-                index,
-                term: 1,
-                kind: EntryKind::Normal,
-                body: &b,
-            }])
-            .unwrap();
+        append(&store, index).unwrap();
     }
     store.flush().unwrap();
     let first = resident_pages(&segment_files(dir.path())[0]);
@@ -160,24 +152,15 @@ fn a_failed_write_out_fails_the_store_like_a_failed_fsync() {
         })
         .cache_window(Some(WINDOW));
     let store = LogStore::open_with_fs(config, std::sync::Arc::new(fs)).unwrap();
-    let append = |index: u64| {
-        let b = body(index);
-        store.append(&[NewEntry {
-            index,
-            term: 1,
-            kind: EntryKind::Normal,
-            body: &b,
-        }])
-    };
     // Below window + one release step nothing is written out yet.
     for index in 1..=30 {
-        append(index).unwrap();
+        append(&store, index).unwrap();
     }
     faults.fail_syncs(true);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut index = 31;
     let refused = loop {
-        match append(index) {
+        match append(&store, index) {
             Ok(_) => index += 1,
             Err(e) => break e,
         }

@@ -857,57 +857,43 @@ mod tests {
 
     #[tokio::test]
     async fn a_split_vote_wakes_a_waiting_campaign_only() {
-        let refusals = VoteRefusals::default();
-        refusals.split_with_peer();
-        let stale = tokio::time::timeout(Duration::from_millis(50), refusals.split_vote());
-        assert!(
-            stale.await.is_err(),
-            "a split before the wait must not wake it"
-        );
-        let waiting = tokio::spawn({
-            let refusals = refusals.clone();
-            async move { refusals.split_vote().await }
-        });
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while !waiting.is_finished() && tokio::time::Instant::now() < deadline {
-            refusals.split_with_peer();
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert!(waiting.is_finished(), "the waiting campaign was not woken");
+        assert_wakes_only_a_waiting_campaign(
+            |r| r.split_with_peer(),
+            |r| async move { r.split_vote().await },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn refusing_a_candidate_that_is_behind_wakes_a_waiting_campaign_only() {
-        let refusals = VoteRefusals::default();
-        // Nobody waits: nothing is kept for a later campaign.
-        refusals.refused_shorter_log();
-        let stale = tokio::time::timeout(Duration::from_millis(50), refusals.shorter_log_refused());
-        assert!(
-            stale.await.is_err(),
-            "a refusal before the wait must not wake it"
-        );
-        // A waiting campaign (through a clone, as the Raft service holds one) is woken.
-        let waiting = tokio::spawn({
-            let refusals = refusals.clone();
-            async move { refusals.shorter_log_refused().await }
-        });
-        let woken = wake_until_done(&refusals, waiting).await;
-        assert!(woken, "the waiting campaign was not woken");
+        assert_wakes_only_a_waiting_campaign(
+            |r| r.refused_shorter_log(),
+            |r| async move { r.shorter_log_refused().await },
+        )
+        .await;
     }
 
-    /// Signals until `waiting` ends (its wait may start after the first signal), for 2 s.
-    async fn wake_until_done(
-        refusals: &VoteRefusals,
-        waiting: tokio::task::JoinHandle<()>,
-    ) -> bool {
+    /// A `signal` given while nobody waits is not kept for a later `wait`; a `wait` in progress
+    /// (on a clone, as the Raft service and the campaign each hold one) is woken by it.
+    async fn assert_wakes_only_a_waiting_campaign<W, Fut>(signal: fn(&VoteRefusals), wait: W)
+    where
+        W: Fn(VoteRefusals) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let refusals = VoteRefusals::default();
+        signal(&refusals);
+        let stale = tokio::time::timeout(Duration::from_millis(50), wait(refusals.clone()));
+        assert!(
+            stale.await.is_err(),
+            "a signal before the wait must not wake it"
+        );
+        let waiting = tokio::spawn(wait(refusals.clone()));
+        // Signal until the waiter ends: its wait may start after the first signal.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while tokio::time::Instant::now() < deadline {
-            if waiting.is_finished() {
-                return true;
-            }
-            refusals.refused_shorter_log();
+        while !waiting.is_finished() && tokio::time::Instant::now() < deadline {
+            signal(&refusals);
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        waiting.is_finished()
+        assert!(waiting.is_finished(), "the waiting campaign was not woken");
     }
 }
