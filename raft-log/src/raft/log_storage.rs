@@ -150,6 +150,20 @@ impl<C: LogTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
             .map_err(|e| storage_error(&e, StorageIOError::write_vote))
     }
 
+    /// The saved vote, always read back **uncommitted**: a restarted node never resumes a
+    /// leadership it held before.
+    ///
+    /// openraft 0.9 restores a node whose saved vote is committed and names itself as the
+    /// leader of that term at once, without an election. But the log may have lost its tail
+    /// since (a torn write cut at recovery, `ASYNC_FLUSH` data lost with the page cache, or a
+    /// leader whose own fsync had not covered entries two followers committed under
+    /// `SYNC_FLUSH`), and a leader of term T that appends at an index the group already
+    /// committed in term T writes a second entry under the same log id: Raft's log matching no
+    /// longer holds and the replicas diverge for good. Read back uncommitted, the vote still
+    /// keeps this node from voting twice in term T (standard Raft persists only the term and
+    /// whom it voted for), the node starts as a follower, and a leader is elected in a new term
+    /// (the old leader's own committed vote compares greater, so a follower accepts its appends
+    /// as before).
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         let meta = self.shared.store.meta();
         let Some(bytes) = meta
@@ -158,10 +172,14 @@ impl<C: LogTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
         else {
             return Ok(None);
         };
-        decode_vote(&bytes).map(Some).map_err(|why| {
+        let vote = decode_vote(&bytes).map_err(|why| {
             let err = self.bad_meta(VOTE_META, why);
             storage_error(&err, StorageIOError::read_vote)
-        })
+        })?;
+        Ok(Some(Vote {
+            committed: false,
+            ..vote
+        }))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
