@@ -639,6 +639,22 @@ impl LogStore {
         Some((rec.position, rec.size))
     }
 
+    /// The index and term of the entry whose bytes hold `position` (a message record inside
+    /// it, say), if the log holds that position.
+    pub fn entry_holding(&self, position: u64) -> Option<LogId> {
+        let st = self.read_state();
+        let seg = st.segment_for_position(position)?;
+        let i = seg
+            .records
+            .partition_point(|r| r.position <= position)
+            .checked_sub(1)?;
+        let rec = seg.records.get(i)?;
+        (position < rec.end()).then(|| LogId {
+            term: rec.term,
+            index: seg.first_index() + i as u64,
+        })
+    }
+
     /// Reads the entries of `range` that the log holds (indexes outside it are skipped).
     pub fn read_range(&self, range: Range<u64>) -> Result<Vec<Entry>> {
         let (first, last) = {
