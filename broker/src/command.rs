@@ -4,10 +4,15 @@
 //! Every command body starts with a tag byte. Messages are stored so a consumer can read one
 //! message by its log position alone:
 //! ```text
-//! SEND     tag=1 u8 | queue_id u32 | topic_len u16 | topic | count u32
+//! SEND_AT  tag=7 u8 | queue_id u32 | store_time_ms u64 | topic_len u16 | topic | count u32
 //!          | (key_len u16 | key) * count | record * count
+//!          store_time_ms: when the leader took the send (the clock of the retry memory, which
+//!          forgets keys older than its window: every replica reads the time from the log)
 //!          key: the message's `UNIQ_KEY` property (empty when absent), what the state
 //!          machine de-duplicates a producer's retries by
+//! SEND     tag=1 u8 | queue_id u32 | topic_len u16 | topic | count u32
+//!          | (key_len u16 | key) * count | record * count
+//!          the layout before SEND_AT, still read (its sends do not move the retry clock)
 //! record   len u32 (bytes after this field) | crc u32 (of the message bytes) | tags_hash u64
 //!          | message: a protobuf `StoredMessage` with the producer's fields and store time
 //! TOPIC    tag=2 u8 | protobuf `TopicConfig`
@@ -15,17 +20,27 @@
 //! OFFSETS  tag=4 u8 | group_len u16 | group | count u32 | (topic_len u16 | topic | queue_id u32
 //!          | offset u64) * count
 //! NODE     tag=5 u8 | node_id u64 | addr_len u16 | client address
-//! BATCH    tag=6 u8 | count u32 | (len u32 | SEND command) * count
+//! BATCH    tag=6 u8 | count u32 | (len u32 | SEND or SEND_AT command) * count
+//! DEDUP    tag=8 u8 | window_ms u64 | max_keys u64
 //! ```
 //! BATCH is how the leader coalesces sends that arrive together (to any queues) into one log
 //! entry: one append, one replication round and one apply for all of them. Its parts are
 //! applied in order, exactly as if each were an entry of its own.
 //! NODE is what a new leader writes first: its client address, so every replica can point a
 //! producer that reached it at the leader (`NOT_LEADER` with the leader's address).
+//! DEDUP carries the leader's retry-memory settings (`duplicateWindowMs`,
+//! `duplicateMaxKeys`): they decide which retries are dropped, so every replica must apply
+//! the same ones, and they travel through the log instead of each replica's own file.
 //! The consume queue stores each record's position (of its `len` field), size and tag hash:
 //! RocketMQ's 20-byte unit. Positions are the same on every replica as long as their segment
 //! layouts agree (same segment size; no snapshot install since), which is what a message id
 //! relies on.
+//!
+//! Encoders never truncate: every length goes through `try_from` and fails with an
+//! [`EncodeError`] naming the field. The limits a request is held to are far lower and are
+//! checked where it enters the broker (`crate::limits`); an encoder error is the last line.
+//! Decoders take any bytes: a committed entry that does not decode is applied as a refusal
+//! on every replica alike, never as a fatal error.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message as _;
@@ -49,6 +64,8 @@ const TAG_DELETE_TOPIC: u8 = 3;
 const TAG_OFFSETS: u8 = 4;
 const TAG_NODE: u8 = 5;
 const TAG_BATCH: u8 = 6;
+const TAG_SEND_AT: u8 = 7;
+const TAG_DEDUP: u8 = 8;
 
 /// A decoded command.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +74,8 @@ pub enum Command {
     Send {
         topic: String,
         queue_id: u32,
+        /// When the leader took the send (ms since the epoch); `None` in the legacy layout.
+        store_time_ms: Option<u64>,
         count: u32,
         /// Each message's `UNIQ_KEY` ("" when it has none), in record order.
         uniq_keys: Vec<String>,
@@ -76,12 +95,44 @@ pub enum Command {
     },
     /// Sends coalesced into one entry: each part's offset in the command body, and the part.
     Batch(Vec<(usize, LogCommand)>),
+    /// The retry memory's settings, as the leader that wrote it was configured.
+    Dedup(DedupSettings),
+}
+
+/// How long and how much the state machine remembers of stored messages' `UNIQ_KEY`s (see
+/// `state::recent_keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DedupSettings {
+    /// Keys older than this (by the log's store times) are forgotten.
+    pub window_ms: u64,
+    /// At most this many keys are remembered; the oldest go first.
+    pub max_keys: u64,
+}
+
+impl Default for DedupSettings {
+    /// `duplicateWindowMs` and `duplicateMaxKeys`'s defaults: what a group applies until a
+    /// leader writes its own.
+    fn default() -> Self {
+        DedupSettings {
+            window_ms: 120_000,
+            max_keys: 2_000_000,
+        }
+    }
 }
 
 /// Why a command body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("undecodable log command: {0}")]
 pub struct DecodeError(pub &'static str);
+
+/// Why a command could not be encoded: a field longer than its length field can say.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot encode {field} of {len} bytes into a log command (at most {max})")]
+pub struct EncodeError {
+    pub field: &'static str,
+    pub len: usize,
+    pub max: u64,
+}
 
 /// RocketMQ's tag hash: the consume queue keeps it so tag filtering needs no log read.
 pub fn tags_hash(tags: &str) -> u64 {
@@ -94,9 +145,23 @@ pub fn tags_hash(tags: &str) -> u64 {
     h
 }
 
-fn put_str16(out: &mut BytesMut, s: &str) {
-    out.put_u16_le(s.len() as u16);
+fn put_str16(out: &mut BytesMut, field: &'static str, s: &str) -> Result<(), EncodeError> {
+    let len = u16::try_from(s.len()).map_err(|_| EncodeError {
+        field,
+        len: s.len(),
+        max: u64::from(u16::MAX),
+    })?;
+    out.put_u16_le(len);
     out.put_slice(s.as_bytes());
+    Ok(())
+}
+
+fn len32(field: &'static str, len: usize) -> Result<u32, EncodeError> {
+    u32::try_from(len).map_err(|_| EncodeError {
+        field,
+        len,
+        max: u64::from(u32::MAX),
+    })
 }
 
 fn get_str16(buf: &mut Bytes) -> Result<String, DecodeError> {
@@ -111,37 +176,40 @@ fn get_str16(buf: &mut Bytes) -> Result<String, DecodeError> {
 }
 
 impl LogCommand {
-    /// Encodes messages for one queue. `messages` carry the producer's fields and the store
-    /// time; topic names must be at most 65535 bytes (the broker validates far shorter).
-    pub fn send(topic: &str, queue_id: u32, messages: &[StoredMessage]) -> LogCommand {
+    /// Encodes messages for one queue, taken by the leader at `store_time_ms`. `messages`
+    /// carry the producer's fields and the store time.
+    pub fn send(
+        topic: &str,
+        queue_id: u32,
+        store_time_ms: u64,
+        messages: &[StoredMessage],
+    ) -> Result<LogCommand, EncodeError> {
         let size: usize = messages
             .iter()
-            .map(|m| m.encoded_len() + RECORD_HEADER_LEN)
+            .map(|m| m.encoded_len() + RECORD_HEADER_LEN + 2 + uniq_key(m).len())
             .sum::<usize>();
-        let mut out = BytesMut::with_capacity(11 + topic.len() + size);
-        out.put_u8(TAG_SEND);
+        let mut out = BytesMut::with_capacity(19 + topic.len() + size);
+        out.put_u8(TAG_SEND_AT);
         out.put_u32_le(queue_id);
-        put_str16(&mut out, topic);
-        out.put_u32_le(messages.len() as u32);
+        out.put_u64_le(store_time_ms);
+        put_str16(&mut out, "the topic name", topic)?;
+        out.put_u32_le(len32("the message count", messages.len())?);
         for m in messages {
-            put_str16(
-                &mut out,
-                m.properties.get(UNIQ_KEY).map_or("", |k| k.as_str()),
-            );
+            put_str16(&mut out, "a UNIQ_KEY property", uniq_key(m))?;
         }
         for m in messages {
             let len = m.encoded_len();
-            out.put_u32_le((len + RECORD_HEADER_LEN - 4) as u32);
+            out.put_u32_le(len32("a message record", len + RECORD_HEADER_LEN - 4)?);
             let crc_at = out.len();
             out.put_u32_le(0);
             out.put_u64_le(tags_hash(&m.tags));
             let msg_at = out.len();
-            // Encoding into a BytesMut with enough room cannot fail.
+            // Encoding into a BytesMut, which grows as needed, cannot fail.
             let _ = m.encode(&mut out);
             let crc = crc32fast::hash(&out[msg_at..]);
             out[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
         }
-        LogCommand(out.freeze())
+        Ok(LogCommand(out.freeze()))
     }
 
     pub fn upsert_topic(config: &TopicConfig) -> LogCommand {
@@ -151,49 +219,67 @@ impl LogCommand {
         LogCommand(out.freeze())
     }
 
-    pub fn delete_topic(name: &str) -> LogCommand {
+    pub fn delete_topic(name: &str) -> Result<LogCommand, EncodeError> {
         let mut out = BytesMut::with_capacity(3 + name.len());
         out.put_u8(TAG_DELETE_TOPIC);
-        put_str16(&mut out, name);
-        LogCommand(out.freeze())
+        put_str16(&mut out, "the topic name", name)?;
+        Ok(LogCommand(out.freeze()))
     }
 
-    pub fn commit_offsets(group: &str, offsets: &[(String, u32, u64)]) -> LogCommand {
+    pub fn commit_offsets(
+        group: &str,
+        offsets: &[(String, u32, u64)],
+    ) -> Result<LogCommand, EncodeError> {
         let mut out = BytesMut::new();
         out.put_u8(TAG_OFFSETS);
-        put_str16(&mut out, group);
-        out.put_u32_le(offsets.len() as u32);
+        put_str16(&mut out, "the consumer group name", group)?;
+        out.put_u32_le(len32("the offset count", offsets.len())?);
         for (topic, queue_id, offset) in offsets {
-            put_str16(&mut out, topic);
+            put_str16(&mut out, "the topic name", topic)?;
             out.put_u32_le(*queue_id);
             out.put_u64_le(*offset);
         }
-        LogCommand(out.freeze())
+        Ok(LogCommand(out.freeze()))
     }
 
-    pub fn node_info(node_id: u64, client_addr: &str) -> LogCommand {
+    pub fn node_info(node_id: u64, client_addr: &str) -> Result<LogCommand, EncodeError> {
         let mut out = BytesMut::with_capacity(11 + client_addr.len());
         out.put_u8(TAG_NODE);
         out.put_u64_le(node_id);
-        put_str16(&mut out, client_addr);
+        put_str16(&mut out, "the client address", client_addr)?;
+        Ok(LogCommand(out.freeze()))
+    }
+
+    pub fn dedup(settings: DedupSettings) -> LogCommand {
+        let mut out = BytesMut::with_capacity(17);
+        out.put_u8(TAG_DEDUP);
+        out.put_u64_le(settings.window_ms);
+        out.put_u64_le(settings.max_keys);
         LogCommand(out.freeze())
     }
 
     /// Coalesces send commands into one BATCH command; their order is kept.
-    pub fn batch<'a>(parts: impl ExactSizeIterator<Item = &'a LogCommand>) -> LogCommand {
+    pub fn batch<'a>(
+        parts: impl ExactSizeIterator<Item = &'a LogCommand>,
+    ) -> Result<LogCommand, EncodeError> {
         let mut out = BytesMut::new();
         out.put_u8(TAG_BATCH);
-        out.put_u32_le(parts.len() as u32);
+        out.put_u32_le(len32("the batch's part count", parts.len())?);
         for part in parts {
-            out.put_u32_le(part.0.len() as u32);
+            out.put_u32_le(len32("a batch part", part.0.len())?);
             out.put_slice(&part.0);
         }
-        LogCommand(out.freeze())
+        Ok(LogCommand(out.freeze()))
     }
 
-    /// Whether this is a SEND (the only command a BATCH may hold).
+    /// Whether this is a send (the only command a BATCH may hold).
     pub fn is_send(&self) -> bool {
-        self.0.first() == Some(&TAG_SEND)
+        matches!(self.0.first(), Some(&TAG_SEND) | Some(&TAG_SEND_AT))
+    }
+
+    /// Whether this command creates, changes or deletes a topic.
+    pub fn is_topic_change(&self) -> bool {
+        matches!(self.0.first(), Some(&TAG_TOPIC) | Some(&TAG_DELETE_TOPIC))
     }
 
     /// Decodes the command. Message records are not decoded here: see [`records`].
@@ -203,17 +289,30 @@ impl LogCommand {
             return Err(DecodeError("empty command"));
         }
         match buf.get_u8() {
-            TAG_SEND => {
+            tag @ (TAG_SEND | TAG_SEND_AT) => {
                 if buf.remaining() < 4 {
                     return Err(DecodeError("truncated send header"));
                 }
                 let queue_id = buf.get_u32_le();
+                let store_time_ms = if tag == TAG_SEND_AT {
+                    if buf.remaining() < 8 {
+                        return Err(DecodeError("truncated send header"));
+                    }
+                    Some(buf.get_u64_le())
+                } else {
+                    None
+                };
                 let topic = get_str16(&mut buf)?;
                 if buf.remaining() < 4 {
                     return Err(DecodeError("truncated send header"));
                 }
                 let count = buf.get_u32_le();
-                let mut uniq_keys = Vec::with_capacity((count as usize).min(4096));
+                // Every key takes at least its 2-byte length: a count the bytes cannot hold
+                // is refused before anything is allocated for it.
+                if count as usize > buf.remaining() / 2 {
+                    return Err(DecodeError("more messages than the send can hold"));
+                }
+                let mut uniq_keys = Vec::with_capacity(count as usize);
                 for _ in 0..count {
                     uniq_keys.push(get_str16(&mut buf)?);
                 }
@@ -221,6 +320,7 @@ impl LogCommand {
                 Ok(Command::Send {
                     topic,
                     queue_id,
+                    store_time_ms,
                     count,
                     uniq_keys,
                     records: buf,
@@ -230,14 +330,24 @@ impl LogCommand {
             TAG_TOPIC => TopicConfig::decode(buf)
                 .map(Command::UpsertTopic)
                 .map_err(|_| DecodeError("bad topic config")),
-            TAG_DELETE_TOPIC => Ok(Command::DeleteTopic(get_str16(&mut buf)?)),
+            TAG_DELETE_TOPIC => {
+                let name = get_str16(&mut buf)?;
+                if buf.has_remaining() {
+                    return Err(DecodeError("bytes after the topic name"));
+                }
+                Ok(Command::DeleteTopic(name))
+            }
             TAG_OFFSETS => {
                 let group = get_str16(&mut buf)?;
                 if buf.remaining() < 4 {
                     return Err(DecodeError("truncated offsets"));
                 }
                 let count = buf.get_u32_le() as usize;
-                let mut offsets = Vec::with_capacity(count.min(4096));
+                // 14 bytes at least per offset.
+                if count > buf.remaining() / 14 {
+                    return Err(DecodeError("more offsets than the command can hold"));
+                }
+                let mut offsets = Vec::with_capacity(count);
                 for _ in 0..count {
                     let topic = get_str16(&mut buf)?;
                     if buf.remaining() < 12 {
@@ -262,7 +372,10 @@ impl LogCommand {
                     return Err(DecodeError("truncated batch header"));
                 }
                 let count = buf.get_u32_le() as usize;
-                let mut parts = Vec::with_capacity(count.min(4096));
+                if count > buf.remaining() / 4 {
+                    return Err(DecodeError("more batch parts than the command can hold"));
+                }
+                let mut parts = Vec::with_capacity(count);
                 for _ in 0..count {
                     if buf.remaining() < 4 {
                         return Err(DecodeError("truncated batch part length"));
@@ -283,9 +396,23 @@ impl LogCommand {
                 }
                 Ok(Command::Batch(parts))
             }
+            TAG_DEDUP => {
+                if buf.remaining() != 16 {
+                    return Err(DecodeError("retry-memory settings are not 16 bytes"));
+                }
+                Ok(Command::Dedup(DedupSettings {
+                    window_ms: buf.get_u64_le(),
+                    max_keys: buf.get_u64_le(),
+                }))
+            }
             _ => Err(DecodeError("unknown command tag")),
         }
     }
+}
+
+/// A message's `UNIQ_KEY` property, "" when it has none.
+pub fn uniq_key(m: &StoredMessage) -> &str {
+    m.properties.get(UNIQ_KEY).map_or("", |k| k.as_str())
 }
 
 /// Entry bodies hold the command bytes as they are: the leader's encoding is what every replica
@@ -327,7 +454,8 @@ pub fn records(
     records_offset: usize,
     count: u32,
 ) -> Result<Vec<RecordRef>, DecodeError> {
-    let mut out = Vec::with_capacity(count as usize);
+    // Every record takes at least its header: a count the bytes cannot hold allocates nothing.
+    let mut out = Vec::with_capacity((count as usize).min(records.len() / RECORD_HEADER_LEN));
     let mut at = 0usize;
     for _ in 0..count {
         let rest = records.get(at..).unwrap_or(&[]);
@@ -383,10 +511,11 @@ mod tests {
         let mut msgs = [msg("a", b"one"), msg("", b"two-two"), msg("b", &[7u8; 300])];
         msgs[0].properties.insert(UNIQ_KEY.into(), "k-a".into());
         msgs[2].properties.insert(UNIQ_KEY.into(), "k-b".into());
-        let cmd = LogCommand::send("T", 3, &msgs);
+        let cmd = LogCommand::send("T", 3, 42, &msgs).unwrap();
         let Command::Send {
             topic,
             queue_id,
+            store_time_ms,
             count,
             records: area,
             records_offset,
@@ -396,6 +525,7 @@ mod tests {
             panic!("not a send")
         };
         assert_eq!((topic.as_str(), queue_id, count), ("T", 3, 3));
+        assert_eq!(store_time_ms, Some(42));
         assert_eq!(uniq_keys, ["k-a", "", "k-b"]);
         let refs = records(&area, records_offset, count).unwrap();
         for (r, m) in refs.iter().zip(&msgs) {
@@ -415,9 +545,9 @@ mod tests {
 
     #[test]
     fn batch_parts_keep_their_order_and_offsets() {
-        let a = LogCommand::send("T", 0, &[msg("a", b"one")]);
-        let b = LogCommand::send("U", 2, &[msg("b", b"two"), msg("c", b"three")]);
-        let cmd = LogCommand::batch([&a, &b].into_iter());
+        let a = LogCommand::send("T", 0, 1, &[msg("a", b"one")]).unwrap();
+        let b = LogCommand::send("U", 2, 1, &[msg("b", b"two"), msg("c", b"three")]).unwrap();
+        let cmd = LogCommand::batch([&a, &b].into_iter()).unwrap();
         let Command::Batch(parts) = cmd.decode().unwrap() else {
             panic!("not a batch")
         };
@@ -427,8 +557,9 @@ mod tests {
             assert_eq!(&cmd.0[*at..*at + part.0.len()], &part.0[..]);
         }
         // Only sends may be batched, and the parts must fill the command exactly.
-        let topic = LogCommand::delete_topic("x");
+        let topic = LogCommand::delete_topic("x").unwrap();
         assert!(LogCommand::batch([&a, &topic].into_iter())
+            .unwrap()
             .decode()
             .is_err());
         let mut long = cmd.0.to_vec();
@@ -452,11 +583,13 @@ mod tests {
             Ok(Command::UpsertTopic(t))
         );
         assert_eq!(
-            LogCommand::delete_topic("x").decode(),
+            LogCommand::delete_topic("x").unwrap().decode(),
             Ok(Command::DeleteTopic("x".into()))
         );
         assert_eq!(
-            LogCommand::node_info(2, "127.0.0.1:30931").decode(),
+            LogCommand::node_info(2, "127.0.0.1:30931")
+                .unwrap()
+                .decode(),
             Ok(Command::NodeInfo {
                 node_id: 2,
                 client_addr: "127.0.0.1:30931".into()
@@ -464,7 +597,7 @@ mod tests {
         );
         let offs = vec![("T".to_string(), 1, 99), ("U".to_string(), 0, 5)];
         assert_eq!(
-            LogCommand::commit_offsets("g", &offs).decode(),
+            LogCommand::commit_offsets("g", &offs).unwrap().decode(),
             Ok(Command::CommitOffsets {
                 group: "g".into(),
                 offsets: offs
@@ -473,10 +606,87 @@ mod tests {
     }
 
     #[test]
+    fn dedup_settings_round_trip() {
+        let s = DedupSettings {
+            window_ms: 5_000,
+            max_keys: 77,
+        };
+        assert_eq!(LogCommand::dedup(s).decode(), Ok(Command::Dedup(s)));
+        let mut long = LogCommand::dedup(s).0.to_vec();
+        long.push(1);
+        assert!(LogCommand(Bytes::from(long)).decode().is_err());
+    }
+
+    #[test]
+    fn the_legacy_send_layout_still_decodes() {
+        // SEND (tag 1) as written before SEND_AT: no store time.
+        let modern = LogCommand::send("T", 5, 99, &[msg("a", b"x")]).unwrap();
+        let mut legacy = vec![TAG_SEND];
+        legacy.extend_from_slice(&modern.0[1..5]); // queue id
+        legacy.extend_from_slice(&modern.0[13..]); // topic, count, keys, records
+        let legacy = LogCommand(Bytes::from(legacy));
+        assert!(legacy.is_send());
+        let Ok(Command::Send {
+            topic,
+            queue_id,
+            store_time_ms,
+            count,
+            records: area,
+            records_offset,
+            ..
+        }) = legacy.decode()
+        else {
+            panic!("not a send")
+        };
+        assert_eq!((topic.as_str(), queue_id, store_time_ms), ("T", 5, None));
+        let refs = records(&area, records_offset, count).unwrap();
+        let r = refs[0];
+        let bytes = legacy.0.slice(r.offset..r.offset + r.size as usize);
+        assert_eq!(decode_record(bytes).unwrap().body.as_ref(), b"x");
+    }
+
+    #[test]
+    fn encoders_refuse_what_a_length_field_cannot_hold() {
+        let mut m = msg("a", b"x");
+        m.properties.insert(UNIQ_KEY.into(), "k".repeat(70_000));
+        let err = LogCommand::send("T", 0, 1, &[m]).unwrap_err();
+        assert_eq!(err.field, "a UNIQ_KEY property");
+        assert!(err.to_string().contains("70000"), "{err}");
+        assert!(LogCommand::send(&"t".repeat(65_536), 0, 1, &[msg("a", b"x")]).is_err());
+        assert!(LogCommand::delete_topic(&"t".repeat(65_536)).is_err());
+        assert!(LogCommand::commit_offsets(&"g".repeat(65_536), &[]).is_err());
+        assert!(LogCommand::node_info(1, &"h".repeat(65_536)).is_err());
+        // The longest a u16 can say still encodes.
+        let mut m = msg("a", b"x");
+        m.properties.insert(UNIQ_KEY.into(), "k".repeat(65_535));
+        assert!(LogCommand::send("T", 0, 1, &[m]).unwrap().decode().is_ok());
+    }
+
+    #[test]
+    fn counts_the_bytes_cannot_hold_allocate_nothing() {
+        // A send claiming 4 billion messages, an offsets command claiming 4 billion offsets,
+        // a batch claiming 4 billion parts: errors, at once.
+        let mut send = vec![TAG_SEND_AT];
+        send.extend_from_slice(&0u32.to_le_bytes());
+        send.extend_from_slice(&0u64.to_le_bytes());
+        send.extend_from_slice(&1u16.to_le_bytes());
+        send.push(b'T');
+        send.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(LogCommand(Bytes::from(send)).decode().is_err());
+        let mut offs = vec![TAG_OFFSETS, 1, 0, b'g'];
+        offs.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(LogCommand(Bytes::from(offs)).decode().is_err());
+        let mut batch = vec![TAG_BATCH];
+        batch.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(LogCommand(Bytes::from(batch)).decode().is_err());
+        assert!(records(&Bytes::new(), 0, u32::MAX).is_err());
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
         for len in 0..40 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 1) as u8).collect();
-            for tag in 1..=7u8 {
+            for tag in 1..=9u8 {
                 let mut b = vec![tag];
                 b.extend_from_slice(&junk);
                 let cmd = LogCommand(Bytes::from(b));

@@ -3,6 +3,7 @@
 //! A group is one openraft group whose log is the commitlog (`raft-log`):
 //! - [`config`]: the broker's property file (RocketMQ keys and defaults);
 //! - [`command`]: what the leader writes into the log (messages, topics, consumer offsets);
+//! - [`limits`]: what a request may carry, checked where it enters the broker;
 //! - [`raft`]: the openraft type config, the Raft network (gRPC on the replication port);
 //! - [`state`]: the state machine every replica applies committed entries to: consume
 //!   queues, topic configs, consumer offsets, metadata snapshots;
@@ -13,6 +14,7 @@
 #![warn(clippy::unwrap_used)]
 pub mod command;
 pub mod config;
+pub mod limits;
 pub mod node;
 pub mod raft;
 pub mod registration;

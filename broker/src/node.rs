@@ -16,11 +16,14 @@ use crate::service::proposer::{AckOn, AppendWaiters, Proposer};
 use raft_log::{FlushMode, LogConfig, LogStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::command::LogCommand;
 use crate::config::{BrokerConfig, FlushDiskType};
+use crate::raft::failover::Campaign;
+use crate::raft::rejoin::{Standing, VoteGate};
 use crate::raft::typ::{NodeId, Raft, TypeConfig};
+use crate::service::consumers::ConsumerGroups;
 use crate::service::{BrokerContext, BrokerGrpc};
 use crate::state::{BrokerState, StateMachine};
 
@@ -158,6 +161,20 @@ impl BrokerNode {
         if ack_on == AckOn::Append {
             let _ = log_storage.set_append_observer(early_acks.observer());
         }
+        // A store that holds nothing (a new replica, or one whose disk was wiped) may not
+        // vote until it knows whether its group exists (see `raft::rejoin`).
+        let pristine = log.last_log_id().is_none()
+            && log.last_purged().is_none()
+            && log
+                .meta()
+                .load(raft_log::raft::VOTE_META)
+                .context("cannot read the vote")?
+                .is_none();
+        let gate = if pristine {
+            VoteGate::new(Standing::Undecided)
+        } else {
+            VoteGate::member()
+        };
         let state_machine =
             StateMachine::open(log.clone()).context("cannot open the state machine")?;
         let state = state_machine.state();
@@ -186,7 +203,9 @@ impl BrokerNode {
             layout.self_id,
         )
         .with_shutdown(stopped.clone())
-        .with_detector_refusals(refusals.clone());
+        .with_detector_refusals(refusals.clone())
+        .with_vote_gate(gate.clone())
+        .with_log(log.clone());
         let mut stop_rx = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let leader_watch = raft_service.leader_watch_server();
@@ -202,10 +221,25 @@ impl BrokerNode {
             }
         }));
 
-        if !raft.is_initialized().await.unwrap_or(false) {
-            tasks.push(tokio::spawn(initialize_when_alone(
+        if pristine {
+            let settling = crate::raft::rejoin::settle(
+                raft.clone(),
+                gate.clone(),
+                layout.group.clone(),
+                layout.self_id,
+                layout.peers.clone(),
+            );
+            let mut stop_rx = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    () = settling => {}
+                    _ = stop_rx.wait_for(|s| *s) => {}
+                }
+            }));
+            tasks.push(tokio::spawn(found_if_new(
                 raft.clone(),
                 layout.clone(),
+                gate.clone(),
                 stopped.clone(),
             )));
         }
@@ -217,9 +251,11 @@ impl BrokerNode {
             raft_addr,
             raft: raft.clone(),
             proposer: Proposer::spawn(raft.clone(), state.clone(), ack_on, early_acks),
+            ack_on,
+            gate: gate.clone(),
             state: state.clone(),
             log: log.clone(),
-            consumers: Default::default(),
+            consumers: Arc::new(ConsumerGroups::new(config.channel_expired_timeout)),
             queue_cursor: Default::default(),
             counters: Default::default(),
             booted: Instant::now(),
@@ -236,12 +272,16 @@ impl BrokerNode {
             raft_addr.to_string(),
             stopped.clone(),
         ));
-        tasks.push(crate::raft::failover::spawn_failover_detector(
+        let campaign = Campaign::new(
             raft.clone(),
             layout.self_id,
             layout.group.clone(),
             layout.preferred_leader,
             refusals,
+        )
+        .with_vote_gate(gate);
+        tasks.push(crate::raft::failover::spawn_failover_detector(
+            campaign,
             stopped.clone(),
         ));
         tasks.push(crate::raft::handback::spawn_leadership_handback(
@@ -300,35 +340,26 @@ impl BrokerNode {
     }
 }
 
-/// How long a replica with an empty log listens for an existing leader before it concludes the
-/// group is new.
-const JOIN_GRACE: Duration = Duration::from_millis(1500);
-
-/// Forms a brand-new group. Only the lowest node id does it, and only if no leader has
-/// contacted it within [`JOIN_GRACE`]: a replica whose store was wiped must rejoin the group it
-/// belonged to, not found a second one (its elections, with a higher term and an empty log,
+/// Forms a brand-new group: only the lowest node id does it, and only once every peer has
+/// said its store is empty too (`raft::rejoin`). A replica whose store was wiped finds a peer
+/// that has taken part in the group and rejoins it instead: founding a second group beside
+/// it would lose the first one's data (its elections, with a higher term and an empty log,
 /// would keep deposing the real leader).
-async fn initialize_when_alone(
+async fn found_if_new(
     raft: Raft,
     layout: GroupLayout,
+    gate: VoteGate,
     mut stopped: watch::Receiver<bool>,
 ) {
     if layout.peers.keys().next() != Some(&layout.self_id) {
         return; // the others wait for the founder (or the existing leader) to reach them
     }
-    let mut metrics = raft.metrics();
-    let contacted = async {
-        let _ = metrics
-            .wait_for(|m| m.current_leader.is_some() || m.vote.leader_id().term > 0)
-            .await;
-    };
-    tokio::select! {
-        _ = contacted => {
-            info!("an existing group reached this replica; joining it");
-            return;
-        }
+    let standing = tokio::select! {
+        standing = gate.decided() => standing,
         _ = stopped.wait_for(|s| *s) => return,
-        _ = tokio::time::sleep(JOIN_GRACE) => {}
+    };
+    if standing != Standing::Member || raft.is_initialized().await.unwrap_or(true) {
+        return;
     }
     let members: BTreeMap<NodeId, BasicNode> = layout
         .peers
@@ -342,7 +373,8 @@ async fn initialize_when_alone(
 }
 
 /// When this replica becomes leader, it writes its client address into the log (once per
-/// term), so every replica can send producers to it.
+/// term), so every replica can send producers to it, and its retry-memory settings when the
+/// applied ones differ, so every replica drops retries alike.
 async fn announce_leadership(ctx: BrokerContext, mut stopped: watch::Receiver<bool>) {
     let mut metrics = ctx.raft.metrics();
     let mut announced_term = None;
@@ -352,13 +384,12 @@ async fn announce_leadership(ctx: BrokerContext, mut stopped: watch::Receiver<bo
             (m.current_leader, m.current_term)
         };
         if leader == Some(ctx.node_id) && announced_term != Some(term) {
-            let addr = ctx.client_addr.to_string();
-            match ctx.write(LogCommand::node_info(ctx.node_id, &addr)).await {
-                Ok(_) => {
-                    info!(term, %addr, "leading the group");
-                    announced_term = Some(term);
+            match announce(&ctx).await {
+                Ok(()) => announced_term = Some(term),
+                Err(status) => {
+                    debug!(remark = %status.remark, "announcing the leadership failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
             continue;
         }
@@ -367,6 +398,27 @@ async fn announce_leadership(ctx: BrokerContext, mut stopped: watch::Receiver<bo
             _ = stopped.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Writes a new leader's NODE command, and its DEDUP settings if they differ from the applied.
+async fn announce(ctx: &BrokerContext) -> Result<(), proto::v1::ResponseStatus> {
+    let addr = ctx.client_addr.to_string();
+    ctx.write_encoded(LogCommand::node_info(ctx.node_id, &addr))
+        .await?;
+    let wanted = ctx.config.duplicate_memory;
+    let applied = ctx.state.duplicate_memory();
+    if applied != wanted {
+        ctx.write(LogCommand::dedup(wanted))
+            .await
+            .map_err(|e| e.status())?;
+        info!(
+            ?applied,
+            ?wanted,
+            "the group's retry memory takes this leader's settings"
+        );
+    }
+    info!(%addr, "leading the group");
+    Ok(())
 }
 
 #[cfg(test)]

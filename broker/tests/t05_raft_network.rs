@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use broker::command::LogCommand;
-use broker::raft::failover::{raft_config_default, spawn_failover_detector};
+use broker::raft::failover::{raft_config_default, spawn_failover_detector, Campaign};
 use broker::raft::network::GrpcNetworkFactory;
 use broker::raft::service::{replication_server_builder, RaftGrpcService};
 use broker::raft::typ::{
@@ -179,8 +179,10 @@ impl Replica {
             accepted.clone(),
             stopped.clone(),
         );
-        let detector =
-            spawn_failover_detector(raft.clone(), id, GROUP.to_owned(), None, refusals, stopped);
+        let detector = spawn_failover_detector(
+            Campaign::new(raft.clone(), id, GROUP, None, refusals),
+            stopped,
+        );
         Replica {
             id,
             raft,

@@ -92,6 +92,9 @@ fn membership() -> Membership {
     )
 }
 
+/// The leader's store time of every send in these logs, unless a test says otherwise.
+const STORE_TIME_MS: u64 = 1_700_000_000_000;
+
 fn message(topic: &str, queue_id: u32, tags: &str, body: &str) -> StoredMessage {
     StoredMessage {
         topic: topic.into(),
@@ -108,7 +111,7 @@ fn send(topic: &str, queue_id: u32, tags: &str, bodies: &[&str]) -> LogCommand {
         .iter()
         .map(|b| message(topic, queue_id, tags, b))
         .collect();
-    LogCommand::send(topic, queue_id, &msgs)
+    LogCommand::send(topic, queue_id, STORE_TIME_MS, &msgs).unwrap()
 }
 
 async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) -> Vec<ApplyResult> {
@@ -174,7 +177,7 @@ fn busy_log() -> Log {
     let mut log = Log::new();
     log.append(EntryPayload::Membership(membership()));
     log.append(EntryPayload::Blank);
-    log.cmd(LogCommand::node_info(0, "127.0.0.1:10911"));
+    log.cmd(LogCommand::node_info(0, "127.0.0.1:10911").unwrap());
     log.cmd(send("T", 0, "", &["refused: T does not exist yet"]));
     log.cmd(LogCommand::upsert_topic(&topic("T", 4)));
     log.cmd(LogCommand::upsert_topic(&topic("Gone", 1)));
@@ -191,10 +194,10 @@ fn busy_log() -> Log {
         if i == 10 {
             log.cmd(send("T", 4, "", &["refused: no queue 4"]));
             log.cmd(send("Nope", 0, "", &["refused: no topic"]));
-            log.cmd(LogCommand::commit_offsets(
-                "g",
-                &[("T".into(), 0, 5), ("Gone".into(), 0, 1)],
-            ));
+            log.cmd(
+                LogCommand::commit_offsets("g", &[("T".into(), 0, 5), ("Gone".into(), 0, 1)])
+                    .unwrap(),
+            );
         }
         if i == 15 {
             // The same config again, then a send it refuses.
@@ -210,21 +213,22 @@ fn busy_log() -> Log {
                     .insert("UNIQ_KEY".into(), format!("key-{body}"));
                 m
             };
-            log.cmd(LogCommand::send("T", 2, &[keyed("once")]));
-            log.cmd(LogCommand::send("T", 2, &[keyed("once")]));
+            log.cmd(LogCommand::send("T", 2, STORE_TIME_MS, &[keyed("once")]).unwrap());
+            log.cmd(LogCommand::send("T", 2, STORE_TIME_MS, &[keyed("once")]).unwrap());
             let a = send("T", 0, "", &["batched a"]);
-            let b = LogCommand::send("T", 2, &[keyed("batched b"), keyed("once")]);
-            log.cmd(LogCommand::batch([&a, &b].into_iter()));
+            let b = LogCommand::send("T", 2, STORE_TIME_MS, &[keyed("batched b"), keyed("once")])
+                .unwrap();
+            log.cmd(LogCommand::batch([&a, &b].into_iter()).unwrap());
         }
         if i == 20 {
-            log.cmd(LogCommand::delete_topic("Gone"));
+            log.cmd(LogCommand::delete_topic("Gone").unwrap());
             log.cmd(LogCommand::upsert_topic(&topic("Gone", 2)));
             log.cmd(send("Gone", 1, "again", &["back at offset 0"]));
         }
     }
     log.term = 2;
     log.append(EntryPayload::Blank);
-    log.cmd(LogCommand::commit_offsets("g", &[("T".into(), 1, 7)]));
+    log.cmd(LogCommand::commit_offsets("g", &[("T".into(), 1, 7)]).unwrap());
     log.cmd(send("T", 3, "late", &["after the new term"]));
     log
 }
@@ -372,13 +376,12 @@ async fn refused_sends_topic_and_offset_commands() {
         })),
         log.cmd(send("T", 1, "", &["queue 1 is no longer writable"])),
         log.cmd(send("T", 0, "", &["accepted too"])),
-        log.cmd(LogCommand::commit_offsets(
-            "g",
-            &[("T".into(), 0, 1), ("T".into(), 1, 1)],
-        )),
-        log.cmd(LogCommand::commit_offsets("h", &[("T".into(), 0, 0)])),
-        log.cmd(LogCommand::commit_offsets("g", &[("T".into(), 0, 0)])),
-        log.cmd(LogCommand::node_info(3, "10.0.0.3:10911")),
+        log.cmd(
+            LogCommand::commit_offsets("g", &[("T".into(), 0, 1), ("T".into(), 1, 1)]).unwrap(),
+        ),
+        log.cmd(LogCommand::commit_offsets("h", &[("T".into(), 0, 0)]).unwrap()),
+        log.cmd(LogCommand::commit_offsets("g", &[("T".into(), 0, 0)]).unwrap()),
+        log.cmd(LogCommand::node_info(3, "10.0.0.3:10911").unwrap()),
     ];
     let results = apply(&mut sm, entries).await;
     let refusal = |i: usize| match &results[i] {
@@ -428,7 +431,7 @@ async fn refused_sends_topic_and_offset_commands() {
 
     // Deleting the topic drops its queues and offsets; created again, it starts at 0.
     let entries = vec![
-        log.cmd(LogCommand::delete_topic("T")),
+        log.cmd(LogCommand::delete_topic("T").unwrap()),
         log.cmd(send("T", 0, "", &["deleted"])),
         log.cmd(LogCommand::upsert_topic(&topic("T", 1))),
         log.cmd(send("T", 0, "", &["new life"])),
@@ -448,23 +451,60 @@ async fn refused_sends_topic_and_offset_commands() {
 }
 
 #[tokio::test]
-async fn an_undecodable_command_is_a_storage_error_naming_its_index() {
+async fn an_undecodable_command_is_applied_as_a_refusal_on_every_replica() {
     let mut log = Log::new();
-    let mut sm = StateMachine::open(log.store.clone()).unwrap();
-    let good = log.cmd(LogCommand::upsert_topic(&topic("T", 1)));
-    apply(&mut sm, vec![good]).await;
-    let bad = log.cmd(LogCommand(Bytes::from_static(&[1, 0, 0])));
-    let err = sm.apply(vec![bad]).await.unwrap_err().to_string();
-    assert!(err.contains("log entry 1"), "{err}");
-    assert!(err.contains("truncated send header"), "{err}");
+    log.cmd(LogCommand::upsert_topic(&topic("T", 1)));
+    // A send whose header is cut short, a batch whose second part's record overruns it, and
+    // an unknown tag: each is refused, the good part of the batch is stored, and applying
+    // goes on.
+    log.cmd(LogCommand(Bytes::from_static(&[1, 0, 0])));
+    let good = send("T", 0, "", &["good"]);
+    let bad = send("T", 0, "", &["bad"]);
+    let Ok(command::Command::Send { records_offset, .. }) = bad.decode() else {
+        panic!("not a send")
+    };
+    let mut bad = bad.0.to_vec();
+    // The record's length field now claims more bytes than the command has.
+    bad[records_offset..records_offset + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let bad = LogCommand(Bytes::from(bad));
+    log.cmd(LogCommand::batch([&good, &bad].into_iter()).unwrap());
+    log.cmd(LogCommand(Bytes::from_static(&[99, 1, 2, 3])));
+    log.cmd(send("T", 0, "", &["after"]));
+
+    let mut sms = Vec::new();
+    for _ in 0..2 {
+        let mut sm = StateMachine::open(log.store.clone()).unwrap();
+        let results = apply(&mut sm, log.entries.clone()).await;
+        sms.push((sm, results));
+    }
+    let (sm, results) = &sms[0];
+    let refusal = |r: &ApplyResult| match r {
+        ApplyResult::Refused(why) => why.clone(),
+        other => panic!("not refused: {other:?}"),
+    };
+    let why = refusal(&results[1]);
+    assert!(
+        why.contains("log entry 1") && why.contains("truncated send header"),
+        "{why}"
+    );
+    let ApplyResult::Batch(parts) = &results[2] else {
+        panic!("{:?}", results[2])
+    };
+    assert!(matches!(&parts[0], ApplyResult::Stored { offsets, .. } if offsets == &[0]));
+    assert!(refusal(&parts[1]).contains("overruns"), "{:?}", parts[1]);
+    assert!(refusal(&results[3]).contains("unknown command tag"));
+    assert!(matches!(&results[4], ApplyResult::Stored { offsets, .. } if offsets == &[1]));
     assert_eq!(
         sm.state().last_applied().map(|l| l.index),
-        Some(0),
-        "nothing of a failed batch is applied"
+        Some(4),
+        "applying went past the refusals"
     );
+    // Both replicas refused alike.
+    assert_eq!(results, &sms[1].1);
+    assert_eq!(sm.state().digest(), sms[1].0.state().digest());
 
-    // A send whose entry is not where the state machine looks is an error too, not a
-    // wrong position.
+    // A send whose entry is not where the state machine looks is a storage error (this
+    // replica's own log is wrong), not a wrong position.
     let mut other = Log::new();
     other.cmd(LogCommand::upsert_topic(&topic("T", 1)));
     other.cmd(LogCommand::upsert_topic(&topic("U", 1)));
@@ -741,4 +781,161 @@ async fn restart_from_a_snapshot_reindexes_the_retained_messages() {
     std::fs::remove_file(dir.path().join("snapshot.meta")).unwrap();
     let err = StateMachine::open(store).err().unwrap().to_string();
     assert!(err.contains("holds no snapshot"), "{err}");
+}
+
+/// A send of `keys` (one message each, its body the key) to queue 0 of T at `at_ms`.
+fn keyed_send(keys: &[&str], at_ms: u64) -> LogCommand {
+    let msgs: Vec<StoredMessage> = keys
+        .iter()
+        .map(|k| {
+            let mut m = message("T", 0, "", k);
+            m.properties.insert(command::UNIQ_KEY.into(), (*k).into());
+            m
+        })
+        .collect();
+    LogCommand::send("T", 0, at_ms, &msgs).unwrap()
+}
+
+/// The queue offsets a send was answered with (duplicates and all).
+fn offsets_of(result: &ApplyResult) -> Vec<u64> {
+    match result {
+        ApplyResult::Stored { offsets, .. } => offsets.clone(),
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn replicas_restarted_from_snapshots_drop_the_same_retries_and_agree_on_the_digest() {
+    use broker::command::DedupSettings;
+    const T0: u64 = 1_700_000_000_000;
+    let mut log = Log::new();
+    log.append(EntryPayload::Membership(membership()));
+    log.cmd(LogCommand::upsert_topic(&topic("T", 1)));
+    log.cmd(LogCommand::dedup(DedupSettings {
+        window_ms: 60_000,
+        max_keys: 1_000,
+    }));
+    for i in 0..20u64 {
+        log.cmd(keyed_send(
+            &[&format!("k{i}"), &format!("j{i}")],
+            T0 + i * 1_000,
+        ));
+    }
+    let k = log.entries.len() - 1; // the snapshot's last entry
+                                   // After the snapshot: retries of keys stored before it (k3 within the window), a send
+                                   // with a key twice, and, after the clock has moved past the window, a retry of k19 that
+                                   // is still remembered and one of k0 that is not.
+    log.cmd(keyed_send(&["k3", "new1"], T0 + 30_000));
+    log.cmd(keyed_send(&["twice", "twice", "j7"], T0 + 31_000));
+    log.cmd(keyed_send(&["k19", "k0"], T0 + 70_000));
+    log.cmd(keyed_send(&["twice"], T0 + 71_000));
+    let n = log.entries.len();
+
+    // A: applies everything straight through.
+    let mut a = StateMachine::open(log.store.clone()).unwrap();
+    apply(&mut a, log.entries(0..k + 1)).await;
+    let snap = a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let at_snapshot = a.state().digest();
+    let after_a = apply(&mut a, log.entries(k + 1..n)).await;
+    let offsets: Vec<Vec<u64>> = after_a.iter().map(offsets_of).collect();
+    // k3 and j7 are retries (their original offsets), k19 too; k0 has left the window.
+    assert_eq!(offsets[0], [6, 40]);
+    assert_eq!(offsets[1], [41, 41, 15]);
+    assert_eq!(offsets[2], [38, 42]);
+    assert_eq!(offsets[3], [41], "twice is remembered from its first send");
+
+    // B: restarts from the snapshot it built (its whole log is still there), then applies
+    // the rest as openraft would.
+    let restarted_digest = {
+        let mut b = StateMachine::open(log.store.clone()).unwrap();
+        assert_eq!(
+            b.state().digest(),
+            at_snapshot,
+            "the restart is the snapshot's state"
+        );
+        let after_b = apply(&mut b, log.entries(k + 1..n)).await;
+        assert_eq!(after_b.iter().map(offsets_of).collect::<Vec<_>>(), offsets);
+        b.state().digest()
+    };
+    assert_eq!(restarted_digest, a.state().digest());
+
+    // C: a new replica that installs A's snapshot (no messages, no log before it), then gets
+    // the entries after it: it drops the same retries, from the snapshot's retry memory.
+    let c_log = Log::new();
+    let mut c = StateMachine::open(c_log.store.clone()).unwrap();
+    let mut received = c.begin_receiving_snapshot().await.unwrap();
+    received.write_all(snap.snapshot.get_ref()).unwrap();
+    c.install_snapshot(&snap.meta, received).await.unwrap();
+    assert_eq!(c.state().digest(), at_snapshot);
+    let last = snap.meta.last_log_id.unwrap();
+    c_log
+        .store
+        .purge_up_to(raft_log::LogId {
+            term: last.leader_id.term,
+            index: last.index,
+        })
+        .unwrap();
+    let mut after_c = Vec::new();
+    for entry in log.entries(k + 1..n) {
+        let EntryPayload::Normal(cmd) = &entry.payload else {
+            unreachable!()
+        };
+        c_log
+            .store
+            .append(&[NewEntry {
+                index: entry.log_id.index,
+                term: entry.log_id.leader_id.term,
+                kind: EntryKind::Normal,
+                body: &cmd.0,
+            }])
+            .unwrap();
+        after_c.extend(apply(&mut c, vec![entry]).await);
+    }
+    assert_eq!(after_c.iter().map(offsets_of).collect::<Vec<_>>(), offsets);
+    assert_eq!(c.state().digest(), a.state().digest());
+
+    // The digests recorded at indexes that are multiples of 1024: only index 0 in so short a
+    // log; and the digest does move with what is applied.
+    let checkpoints: Vec<u64> = a
+        .state()
+        .digest_checkpoints()
+        .iter()
+        .map(|(l, _)| l.index)
+        .collect();
+    assert_eq!(checkpoints, [0]);
+    assert_ne!(at_snapshot.1, a.state().digest().1);
+}
+
+#[tokio::test]
+async fn a_snapshot_of_version_1_still_restores() {
+    // What a broker of the previous version persisted: a JSON image without retry memory.
+    let log = busy_log();
+    let mut sm = replay(&log).await;
+    let snap = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let image = broker::state::SnapshotImage::decode(snap.snapshot.get_ref()).unwrap();
+    let mut v1 = serde_json::to_value(&image).unwrap();
+    v1["version"] = 1.into();
+    let fields = v1.as_object_mut().unwrap();
+    fields.remove("dedup");
+    fields.remove("digest");
+    let v1 = serde_json::to_vec(&v1).unwrap();
+    let follower_log = Log::new();
+    let mut follower = StateMachine::open(follower_log.store.clone()).unwrap();
+    let mut received = follower.begin_receiving_snapshot().await.unwrap();
+    received.write_all(&v1).unwrap();
+    follower
+        .install_snapshot(&snap.meta, received)
+        .await
+        .unwrap();
+    assert_eq!(dump(&follower.state()).topics, dump(&sm.state()).topics);
 }

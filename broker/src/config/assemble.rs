@@ -83,6 +83,11 @@ pub(super) fn assemble(
         page_cache_window_commit_log: settings.value(&PAGE_CACHE_WINDOW_COMMIT_LOG)?,
         sync_flush_timeout: Duration::from_millis(settings.value(&SYNC_FLUSH_TIMEOUT)?),
         slave_timeout: Duration::from_millis(settings.value(&SLAVE_TIMEOUT)?),
+        duplicate_memory: crate::command::DedupSettings {
+            window_ms: settings.value(&DUPLICATE_WINDOW_MS)?,
+            max_keys: settings.value(&DUPLICATE_MAX_KEYS)?,
+        },
+        channel_expired_timeout: Duration::from_millis(settings.value(&CHANNEL_EXPIRED_TIMEOUT)?),
         delete_when: settings.value(&DELETE_WHEN)?,
         file_reserved_time: Duration::from_secs(
             u64::from(settings.value(&FILE_RESERVED_TIME)?) * 3600,

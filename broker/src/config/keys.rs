@@ -153,6 +153,34 @@ pub(crate) const SLAVE_TIMEOUT: Key<u64> = Key {
     default: Some("3000"),
     parse: |raw| integer_in(raw, 1, JAVA_INT_MAX),
 };
+/// Milliseconds of the log's clock a stored message's `UNIQ_KEY` is remembered, so that a
+/// producer's retry within it is stored once (raftmq's own key; NATS JetStream's duplicate
+/// window is 2 minutes too). The leader writes its value into the log, so every replica
+/// remembers alike (a replica's own file does not decide).
+pub(crate) const DUPLICATE_WINDOW_MS: Key<u64> = Key {
+    name: "duplicateWindowMs",
+    aliases: &[],
+    default: Some("120000"),
+    parse: |raw| integer_in(raw, 1_000, 24 * 3_600_000),
+};
+/// Most `UNIQ_KEY`s remembered (about 64 bytes of memory each); past it the oldest are
+/// forgotten early, shortening the window at very high rates. raftmq's own key, written into
+/// the log by the leader like `duplicateWindowMs`.
+pub(crate) const DUPLICATE_MAX_KEYS: Key<u64> = Key {
+    name: "duplicateMaxKeys",
+    aliases: &[],
+    default: Some("2000000"),
+    parse: |raw| integer_in(raw, 1_000, 1_000_000_000),
+};
+/// Milliseconds a consumer group member stays without a heartbeat before it leaves its group
+/// (RocketMQ's key for its idle client channels). RocketMQ: 120 000; raftmq's clients
+/// heartbeat every few seconds, so a crashed member's queues move on after 10 s.
+pub(crate) const CHANNEL_EXPIRED_TIMEOUT: Key<u64> = Key {
+    name: "channelExpiredTimeout",
+    aliases: &[],
+    default: Some("10000"),
+    parse: |raw| integer_in(raw, 1_000, JAVA_INT_MAX),
+};
 pub(crate) const DELETE_WHEN: Key<Vec<u8>> = Key {
     name: "deleteWhen",
     aliases: &[],
@@ -267,6 +295,9 @@ pub(crate) static SCHEMA: Schema = Schema {
         &PAGE_CACHE_WINDOW_COMMIT_LOG,
         &SYNC_FLUSH_TIMEOUT,
         &SLAVE_TIMEOUT,
+        &DUPLICATE_WINDOW_MS,
+        &DUPLICATE_MAX_KEYS,
+        &CHANNEL_EXPIRED_TIMEOUT,
         &DELETE_WHEN,
         &FILE_RESERVED_TIME,
         &DISK_MAX_USED_SPACE_RATIO,

@@ -142,6 +142,13 @@ pub struct BrokerConfig {
     pub sync_flush_timeout: Duration,
     /// `slaveTimeout` (default 3 s): SYNC_MASTER sends report FLUSH_SLAVE_TIMEOUT after.
     pub slave_timeout: Duration,
+    /// `duplicateWindowMs` and `duplicateMaxKeys` (2 min, 2 million keys): how long and how
+    /// much of stored messages' `UNIQ_KEY`s the group remembers, written into the log by the
+    /// leader.
+    pub duplicate_memory: crate::command::DedupSettings,
+    /// `channelExpiredTimeout` (default 10 s): a consumer group member silent for longer
+    /// leaves its group.
+    pub channel_expired_timeout: Duration,
     /// `deleteWhen`: hours of the day when expired segments are deleted (default `04`).
     pub delete_when: Vec<u8>,
     /// `fileReservedTime` (default 72 hours), whole hours.
@@ -236,6 +243,18 @@ impl BrokerConfig {
             ),
             (SYNC_FLUSH_TIMEOUT.name, millis(self.sync_flush_timeout)),
             (SLAVE_TIMEOUT.name, millis(self.slave_timeout)),
+            (
+                DUPLICATE_WINDOW_MS.name,
+                self.duplicate_memory.window_ms.to_string(),
+            ),
+            (
+                DUPLICATE_MAX_KEYS.name,
+                self.duplicate_memory.max_keys.to_string(),
+            ),
+            (
+                CHANNEL_EXPIRED_TIMEOUT.name,
+                millis(self.channel_expired_timeout),
+            ),
             (DELETE_WHEN.name, values::render_hours(&self.delete_when)),
             (
                 FILE_RESERVED_TIME.name,

@@ -199,6 +199,11 @@ fn defaults_are_rocketmqs_except_where_documented() {
         page_cache_window_commit_log: 1 << 30,
         sync_flush_timeout: Duration::from_secs(5),
         slave_timeout: Duration::from_secs(3),
+        duplicate_memory: crate::command::DedupSettings {
+            window_ms: 120_000,
+            max_keys: 2_000_000,
+        },
+        channel_expired_timeout: Duration::from_secs(10),
         delete_when: vec![4],
         file_reserved_time: Duration::from_secs(72 * 3600),
         disk_max_used_space_ratio: 75,

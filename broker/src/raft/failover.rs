@@ -55,6 +55,7 @@ use tonic::Code;
 use tracing::{debug, info, warn};
 
 use crate::raft::network::peer_endpoint;
+use crate::raft::rejoin::VoteGate;
 use crate::raft::typ::{NodeId, Raft, RaftMetrics, Vote};
 
 // ---- openraft configuration ----
@@ -354,6 +355,8 @@ pub struct Campaign {
     preferred: Option<NodeId>,
     /// Tells this replica to stop competing with a peer that can win where it cannot.
     refusals: VoteRefusals,
+    /// A replica that lost its store never campaigns before it has caught up.
+    gate: VoteGate,
 }
 
 impl Campaign {
@@ -371,7 +374,14 @@ impl Campaign {
             group: group.into(),
             preferred,
             refusals,
+            gate: VoteGate::member(),
         }
+    }
+
+    /// Campaigns only while `gate` lets this replica vote.
+    pub fn with_vote_gate(mut self, gate: VoteGate) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// Campaigns to replace `outgoing` until a new leader is known (true) or the campaign gives
@@ -446,6 +456,12 @@ impl Campaign {
                             return false;
                         }
                     };
+                    if !self.gate.may_vote() {
+                        // `trigger().elect()` ignores openraft's `enable_elect`: the gate is
+                        // checked here, before every election this replica starts.
+                        debug!(group = %self.group, "not electing: this replica has not caught up since it lost its store");
+                        return false;
+                    }
                     if leader_established(&vote, outgoing) {
                         debug!(group = %self.group, %vote, "a new leader is established; not electing");
                     } else {
@@ -528,22 +544,16 @@ pub fn spawn_handback_campaign(
 
 // ---- the detector ----
 
-/// Starts watching the leader of `group` for replica `self_id` (see the module docs); runs
-/// until `shutdown` turns true (or its sender is dropped) or the Raft stops.
+/// Starts watching the leader for the replica `campaign` describes (see the module docs);
+/// runs until `shutdown` turns true (or its sender is dropped) or the Raft stops.
 ///
-/// `refusals` is the [`VoteRefusals`] of the replica's `GrpcNetworkFactory`; `preferred` is
-/// `preferredLeaderId`, which campaigns first.
+/// The campaign's refusals must be the [`VoteRefusals`] of the replica's
+/// `GrpcNetworkFactory`; its preferred node is `preferredLeaderId`, which campaigns first.
 pub fn spawn_failover_detector(
-    raft: Raft,
-    self_id: NodeId,
-    group: String,
-    preferred: Option<NodeId>,
-    refusals: VoteRefusals,
+    campaign: Campaign,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let detector = Detector {
-        campaign: Campaign::new(raft, self_id, group, preferred, refusals),
-    };
+    let detector = Detector { campaign };
     tokio::spawn(async move {
         tokio::select! {
             _ = detector.run() => {}

@@ -4,5 +4,6 @@ pub mod convert;
 pub mod failover;
 pub mod handback;
 pub mod network;
+pub mod rejoin;
 pub mod service;
 pub mod typ;

@@ -27,7 +27,8 @@ use crate::raft::convert;
 use crate::raft::failover::{spawn_handback_campaign, Campaign, VoteRefusals};
 use crate::raft::handback::{check_handback, Handback};
 use crate::raft::network::{CONNECTION_WINDOW_BYTES, MAX_RAFT_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
-use crate::raft::typ::{NodeId, Raft, RaftMetrics};
+use crate::raft::rejoin::VoteGate;
+use crate::raft::typ::{LogId, NodeId, Raft, RaftMetrics};
 
 /// The reply stream of `AppendEntriesStream`.
 pub type AppendReplies =
@@ -67,6 +68,10 @@ pub struct RaftGrpcService {
     detector: Option<VoteRefusals>,
     /// A handback campaign runs: a second `TimeoutNow` must not start another.
     handback_running: Arc<AtomicBool>,
+    /// Whether this replica may vote (one that lost its store may not until it caught up).
+    gate: VoteGate,
+    /// The replica's log, for the last log id that answers about its store carry.
+    log: Option<raft_log::LogStore>,
 }
 
 /// Clears [`RaftGrpcService::handback_running`] when a handback campaign ends, however it ends.
@@ -89,7 +94,36 @@ impl RaftGrpcService {
             longer_logs: VoteRefusals::default(),
             detector: None,
             handback_running: Arc::default(),
+            gate: VoteGate::member(),
+            log: None,
         }
+    }
+
+    /// Answers `ReplicaState` and refused votes with `log`'s last log id.
+    pub fn with_log(mut self, log: raft_log::LogStore) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// This replica's vote and last log id, as Raft holds them.
+    async fn vote_and_last_log(&self) -> Result<(openraft::Vote<NodeId>, Option<LogId>), Status> {
+        let vote = self
+            .raft
+            .with_raft_state(|st| *st.vote_ref())
+            .await
+            .map_err(|fatal| self.stopped(&fatal))?;
+        let last = self
+            .log
+            .as_ref()
+            .and_then(|l| l.last_log_id())
+            .map(|l| LogId::new(openraft::CommittedLeaderId::new(l.term, 0), l.index));
+        Ok((vote, last))
+    }
+
+    /// Grants votes only as `gate` allows (see [`crate::raft::rejoin`]).
+    pub fn with_vote_gate(mut self, gate: VoteGate) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// Lets the failover detector's campaign (holding `refusals`) try again at once when this
@@ -221,6 +255,19 @@ impl RaftService for RaftGrpcService {
             req.vote.leader_id.term,
             req.last_log_id,
         );
+        if !self.gate.may_grant(candidate_log.as_ref()) {
+            // A replica that lost its store: refused without consulting Raft, so neither its
+            // vote nor its term moves.
+            let (vote, last_log_id) = self.vote_and_last_log().await?;
+            debug!(group = %self.group, ?candidate, term, standing = ?self.gate.standing(),
+                "refused a vote: this replica has not caught up since it lost its store");
+            let resp = openraft::raft::VoteResponse {
+                vote,
+                vote_granted: false,
+                last_log_id,
+            };
+            return Ok(Response::new(convert::vote_response_to_pb(&resp)));
+        }
         let resp = self
             .raft
             .vote(req)
@@ -265,6 +312,26 @@ impl RaftService for RaftGrpcService {
         ))
     }
 
+    async fn replica_state(
+        &self,
+        request: Request<pb::ReplicaStateRequest>,
+    ) -> Result<Response<pb::ReplicaStateResponse>, Status> {
+        let req = request.into_inner();
+        self.check_target(&req.group, req.target_node_id)?;
+        let (vote, last_log_id) = self.vote_and_last_log().await?;
+        debug!(group = %self.group, asker = req.asker_node_id, "asked what this store holds");
+        Ok(Response::new(pb::ReplicaStateResponse {
+            initialized: vote.leader_id.term > 0 || last_log_id.is_some(),
+            term: vote.leader_id.term,
+            last_log_id: last_log_id.map(|l| pb::LogId {
+                term: l.leader_id.term,
+                node_id: 0,
+                index: l.index,
+            }),
+            catching_up: !self.gate.may_vote(),
+        }))
+    }
+
     async fn timeout_now(
         &self,
         request: Request<pb::TimeoutNowRequest>,
@@ -281,6 +348,12 @@ impl RaftService for RaftGrpcService {
                 )),
             }))
         };
+        if !self.gate.may_vote() {
+            return declined(format!(
+                "node {} has not caught up since it lost its store",
+                self.self_id
+            ));
+        }
         {
             let metrics = self.raft.metrics();
             let m = metrics.borrow();
@@ -313,7 +386,8 @@ impl RaftService for RaftGrpcService {
             self.group.clone(),
             Some(handback.preferred),
             self.longer_logs.clone(),
-        );
+        )
+        .with_vote_gate(self.gate.clone());
         let task = spawn_handback_campaign(campaign, handback.leader, self.shutdown.clone());
         tokio::spawn(async move {
             let _ = task.await;

@@ -4,10 +4,10 @@ use std::sync::atomic::Ordering;
 
 use proto::v1::{self as pb, ResponseCode, ResponseStatus};
 
-use super::send::check_topic_name;
 use super::BrokerContext;
 use crate::command::LogCommand;
 use crate::config::FlushDiskType;
+use crate::limits::{check_group_name, check_topic_name, QUEUE_NUMS_MAX};
 
 fn checked_queue(ctx: &BrokerContext, topic: &str, queue_id: i32) -> Result<u32, ResponseStatus> {
     let Some(config) = ctx.state.topic(topic) else {
@@ -31,8 +31,8 @@ pub async fn commit_offset(
     req: pb::CommitConsumerOffsetRequest,
 ) -> pb::CommitConsumerOffsetResponse {
     let status = async {
-        if req.consumer_group.is_empty() {
-            return ResponseStatus::new(ResponseCode::IllegalArgument, "consumer_group is empty");
+        if let Err(why) = check_group_name("consumer group", &req.consumer_group) {
+            return ResponseStatus::new(ResponseCode::IllegalArgument, why);
         }
         let queue_id = match checked_queue(ctx, &req.topic, req.queue_id) {
             Ok(q) => q,
@@ -45,9 +45,9 @@ pub async fn commit_offset(
             &req.consumer_group,
             &[(req.topic.clone(), queue_id, req.offset)],
         );
-        match ctx.write(cmd).await {
+        match ctx.write_encoded(cmd).await {
             Ok(_) => ResponseStatus::ok(),
-            Err(failure) => failure.status(),
+            Err(status) => status,
         }
     }
     .await;
@@ -176,14 +176,26 @@ pub async fn upsert_topic(
             topic.read_queue_nums = ctx.config.default_topic_queue_nums;
             topic.write_queue_nums = ctx.config.default_topic_queue_nums;
         }
-        if topic.read_queue_nums > 1024 || topic.write_queue_nums > 1024 {
+        if topic.read_queue_nums > QUEUE_NUMS_MAX || topic.write_queue_nums > QUEUE_NUMS_MAX {
             return ResponseStatus::new(
                 ResponseCode::IllegalArgument,
-                "at most 1024 queues per topic",
+                format!(
+                    "{} read and {} write queues: at most {QUEUE_NUMS_MAX} per topic",
+                    topic.read_queue_nums, topic.write_queue_nums
+                ),
             );
         }
         if topic.perm == 0 {
             topic.perm = proto::PERM_READ | proto::PERM_WRITE;
+        }
+        if topic.perm > 7 {
+            return ResponseStatus::new(
+                ResponseCode::IllegalArgument,
+                format!(
+                    "perm {} is not RocketMQ permission bits (2 write, 4 read, 6 both, 1 inherit)",
+                    topic.perm
+                ),
+            );
         }
         if let Err(status) = ctx.require_leader() {
             return status;
@@ -213,9 +225,12 @@ pub async fn delete_topic(
         if let Err(status) = ctx.require_leader() {
             return status;
         }
-        match ctx.write(LogCommand::delete_topic(&req.topic)).await {
+        match ctx
+            .write_encoded(LogCommand::delete_topic(&req.topic))
+            .await
+        {
             Ok(_) => ResponseStatus::ok(),
-            Err(failure) => failure.status(),
+            Err(status) => status,
         }
     }
     .await;
@@ -231,6 +246,13 @@ pub fn list_topics(ctx: &BrokerContext) -> pb::ListTopicsResponse {
     }
 }
 
+fn state_digest(applied: Option<openraft::LogId<u64>>, digest: u64) -> pb::StateDigest {
+    pb::StateDigest {
+        applied: log_id(applied),
+        digest: format!("{digest:016x}"),
+    }
+}
+
 fn log_id(id: Option<openraft::LogId<u64>>) -> Option<pb::LogId> {
     id.map(|l| pb::LogId {
         term: l.leader_id.term,
@@ -239,7 +261,14 @@ fn log_id(id: Option<openraft::LogId<u64>>) -> Option<pb::LogId> {
     })
 }
 
-pub fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
+pub async fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
+    // Raft's own committed log id (metrics do not carry it); `None` once Raft has stopped.
+    let committed = ctx
+        .raft
+        .with_raft_state(|st| st.committed)
+        .await
+        .ok()
+        .flatten();
     let metrics = ctx.raft.metrics().borrow().clone();
     let cfg = &ctx.config;
     let raft_role = crate::registration::raft_role(metrics.state);
@@ -311,7 +340,7 @@ pub fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
                 node_id: 0,
                 index: l.index,
             }),
-            committed: None,
+            committed: log_id(committed),
             applied: log_id(metrics.last_applied),
             snapshot: log_id(metrics.snapshot),
             purged: log_id(metrics.purged),
@@ -333,5 +362,17 @@ pub fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
         messages_got_total: ctx.counters.got.load(Ordering::Relaxed),
         boot_timestamp_ms: ctx.boot_timestamp_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        state_digest: {
+            let (applied, digest) = ctx.state.digest();
+            Some(state_digest(applied, digest))
+        },
+        digest_checkpoints: ctx
+            .state
+            .digest_checkpoints()
+            .into_iter()
+            .map(|(applied, digest)| state_digest(Some(applied), digest))
+            .collect(),
+        prediction_mismatches: ctx.proposer.prediction_mismatches(),
+        catching_up: !ctx.gate.may_vote(),
     }
 }

@@ -1,6 +1,8 @@
 //! Consumer group membership, for rebalancing: members heartbeat every broker they read from,
-//! and a member silent for longer than [`MEMBER_EXPIRY`] leaves its group. Membership lives
-//! in memory on each broker (as in RocketMQ): it is soft state rebuilt by the next heartbeats.
+//! and a member silent for longer than `channelExpiredTimeout` leaves its group. Membership
+//! lives in memory on each broker (as in RocketMQ): it is soft state rebuilt by the next
+//! heartbeats. Silent members are swept at least once per expiry period, so heartbeats under
+//! ever new names cannot grow the broker's memory for long.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -8,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use proto::v1::{self as pb, ResponseCode, ResponseStatus};
 
-/// How long a member stays without a heartbeat (clients heartbeat every few seconds).
-pub const MEMBER_EXPIRY: Duration = Duration::from_secs(10);
+use crate::limits::{check_client_id, check_group_name, SUBSCRIPTIONS_MAX};
 
 struct Member {
     subscriptions: Vec<pb::Subscription>,
@@ -18,43 +19,100 @@ struct Member {
 }
 
 /// group → client id → member.
-#[derive(Default)]
 pub struct ConsumerGroups {
-    groups: Mutex<BTreeMap<String, BTreeMap<String, Member>>>,
+    /// How long a member stays without a heartbeat (`channelExpiredTimeout`).
+    expiry: Duration,
+    groups: Mutex<Groups>,
+}
+
+struct Groups {
+    by_name: BTreeMap<String, BTreeMap<String, Member>>,
+    /// When silent members were last swept from every group.
+    swept: Option<Instant>,
 }
 
 impl ConsumerGroups {
+    /// Members expire after `expiry` without a heartbeat.
+    pub fn new(expiry: Duration) -> Self {
+        ConsumerGroups {
+            expiry,
+            groups: Mutex::new(Groups {
+                by_name: BTreeMap::new(),
+                swept: None,
+            }),
+        }
+    }
+
+    fn check(req: &pb::HeartbeatConsumerRequest) -> Result<(), String> {
+        check_group_name("consumer group", &req.consumer_group)?;
+        check_client_id(&req.client_id)?;
+        if req.subscriptions.len() > SUBSCRIPTIONS_MAX {
+            return Err(format!(
+                "{} subscriptions, more than {SUBSCRIPTIONS_MAX}",
+                req.subscriptions.len()
+            ));
+        }
+        for sub in &req.subscriptions {
+            crate::limits::check_topic_name(&sub.topic)?;
+            if sub.tag_expression.len() > crate::limits::PROPERTIES_MAX_BYTES {
+                return Err(format!(
+                    "the tag expression for {} is {} bytes, more than {}",
+                    sub.topic,
+                    sub.tag_expression.len(),
+                    crate::limits::PROPERTIES_MAX_BYTES
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn heartbeat(
         &self,
         req: pb::HeartbeatConsumerRequest,
         now: Instant,
     ) -> pb::HeartbeatConsumerResponse {
-        let status = if req.consumer_group.is_empty() || req.client_id.is_empty() {
-            ResponseStatus::new(
-                ResponseCode::IllegalArgument,
-                "consumer_group and client_id must be set",
-            )
-        } else {
-            let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            groups.entry(req.consumer_group).or_default().insert(
-                req.client_id,
-                Member {
-                    subscriptions: req.subscriptions,
-                    message_model: req.message_model,
-                    last_heartbeat: now,
-                },
-            );
-            ResponseStatus::ok()
+        let status = match Self::check(&req) {
+            Err(why) => ResponseStatus::new(ResponseCode::IllegalArgument, why),
+            Ok(()) => {
+                let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+                if groups
+                    .swept
+                    .is_none_or(|at| now.saturating_duration_since(at) >= self.expiry)
+                {
+                    let expiry = self.expiry;
+                    groups.by_name.retain(|_, members| {
+                        members.retain(|_, m| {
+                            now.saturating_duration_since(m.last_heartbeat) < expiry
+                        });
+                        !members.is_empty()
+                    });
+                    groups.swept = Some(now);
+                }
+                groups
+                    .by_name
+                    .entry(req.consumer_group)
+                    .or_default()
+                    .insert(
+                        req.client_id,
+                        Member {
+                            subscriptions: req.subscriptions,
+                            message_model: req.message_model,
+                            last_heartbeat: now,
+                        },
+                    );
+                ResponseStatus::ok()
+            }
         };
         pb::HeartbeatConsumerResponse {
             status: Some(status),
-            expire_after_ms: MEMBER_EXPIRY.as_millis() as u64,
+            expire_after_ms: self.expiry.as_millis() as u64,
         }
     }
 
     pub fn unregister(&self, req: pb::UnregisterConsumerRequest) -> pb::UnregisterConsumerResponse {
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         let removed = groups
+            .by_name
             .get_mut(&req.consumer_group)
             .and_then(|g| g.remove(&req.client_id))
             .is_some();
@@ -81,17 +139,19 @@ impl ConsumerGroups {
         now: Instant,
     ) -> pb::ListConsumerGroupMembersResponse {
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        let members = match groups.get_mut(&req.consumer_group) {
+        let expiry = self.expiry;
+        let members = match groups.by_name.get_mut(&req.consumer_group) {
             Some(group) => {
-                group.retain(|_, m| now.duration_since(m.last_heartbeat) < MEMBER_EXPIRY);
+                group.retain(|_, m| now.saturating_duration_since(m.last_heartbeat) < expiry);
                 group
                     .iter()
                     .map(|(id, m)| pb::ConsumerMember {
                         client_id: id.clone(),
                         subscriptions: m.subscriptions.clone(),
                         message_model: m.message_model,
-                        last_heartbeat_age_ms: now.duration_since(m.last_heartbeat).as_millis()
-                            as u64,
+                        last_heartbeat_age_ms: now
+                            .saturating_duration_since(m.last_heartbeat)
+                            .as_millis() as u64,
                     })
                     .collect()
             }
@@ -118,7 +178,8 @@ mod tests {
 
     #[test]
     fn members_join_expire_and_leave() {
-        let g = ConsumerGroups::default();
+        let expiry = Duration::from_secs(10);
+        let g = ConsumerGroups::new(expiry);
         let t0 = Instant::now();
         g.heartbeat(hb("G", "b"), t0);
         g.heartbeat(hb("G", "a"), t0 + Duration::from_secs(5));
@@ -135,7 +196,7 @@ mod tests {
             .collect::<Vec<_>>()
         };
         assert_eq!(list(t0 + Duration::from_secs(6)), ["a", "b"]);
-        assert_eq!(list(t0 + MEMBER_EXPIRY + Duration::from_secs(1)), ["a"]);
+        assert_eq!(list(t0 + expiry + Duration::from_secs(1)), ["a"]);
         let r = g.unregister(pb::UnregisterConsumerRequest {
             consumer_group: "G".into(),
             client_id: "a".into(),
@@ -143,5 +204,28 @@ mod tests {
         assert!(r.status.unwrap().is_ok());
         assert!(list(t0 + Duration::from_secs(7)).is_empty());
         assert!(!g.heartbeat(hb("", "x"), t0).status.unwrap().is_ok());
+        assert!(!g.heartbeat(hb("G", ""), t0).status.unwrap().is_ok());
+        assert!(!g
+            .heartbeat(hb("bad group", "x"), t0)
+            .status
+            .unwrap()
+            .is_ok());
+    }
+
+    #[test]
+    fn silent_members_of_every_group_are_swept() {
+        let expiry = Duration::from_secs(10);
+        let g = ConsumerGroups::new(expiry);
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            g.heartbeat(hb(&format!("G{i}"), "c"), t0);
+        }
+        assert_eq!(g.groups.lock().unwrap().by_name.len(), 1000);
+        g.heartbeat(hb("Other", "c"), t0 + expiry + Duration::from_secs(1));
+        assert_eq!(
+            g.groups.lock().unwrap().by_name.len(),
+            1,
+            "only the live group stays"
+        );
     }
 }

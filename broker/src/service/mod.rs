@@ -10,9 +10,9 @@ pub mod send;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::ClientWriteError;
 use openraft::ServerState;
 use proto::v1::broker_service_server::BrokerService as BrokerServiceApi;
 use proto::v1::{self as pb, LeaderHint, ResponseCode, ResponseStatus};
@@ -20,11 +20,11 @@ use raft_log::LogStore;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::command::LogCommand;
+use crate::command::{EncodeError, LogCommand};
 use crate::config::BrokerConfig;
-use crate::raft::typ::{ApplyResult, Node, NodeId, Raft};
+use crate::raft::typ::{Node, NodeId, Raft};
 use crate::state::BrokerState;
-use proposer::ProposeError;
+use proposer::{AckOn, ProposeError, Proposed};
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -37,8 +37,12 @@ pub struct BrokerContext {
     /// This replica's replication address (its `dLegerPeers` entry).
     pub raft_addr: SocketAddr,
     pub raft: Raft,
-    /// Where sends are proposed: coalesced into as few entries as the load allows.
+    /// Where every write is proposed: sends coalesced into as few entries as the load allows.
     pub proposer: Arc<proposer::Proposer>,
+    /// What a send waits for before it is answered (from `brokerRole`).
+    pub ack_on: AckOn,
+    /// Whether this replica may vote (`brokerStatus` shows a replica still catching up).
+    pub gate: crate::raft::rejoin::VoteGate,
     pub state: BrokerState,
     pub log: LogStore,
     pub consumers: Arc<consumers::ConsumerGroups>,
@@ -61,9 +65,15 @@ pub(crate) enum WriteFailure {
     NotLeader(LeaderHint),
     /// Raft is shutting down, or another failure: SERVICE_NOT_AVAILABLE.
     Unavailable(String),
+    /// The proposer's queue is full: SERVICE_NOT_AVAILABLE, retry later.
+    Busy,
+    /// No answer within `syncFlushTimeout`; `proposed`: the command reached the leader's log
+    /// and may still be committed.
+    TimedOut { proposed: bool, after: Duration },
 }
 
 impl WriteFailure {
+    /// The status of a failed write other than a send.
     pub(crate) fn status(self) -> ResponseStatus {
         match self {
             WriteFailure::NotLeader(hint) => ResponseStatus::not_leader(
@@ -73,7 +83,57 @@ impl WriteFailure {
             WriteFailure::Unavailable(why) => {
                 ResponseStatus::new(ResponseCode::ServiceNotAvailable, why)
             }
+            WriteFailure::Busy => ResponseStatus::new(
+                ResponseCode::ServiceNotAvailable,
+                format!(
+                    "the broker is busy: {} MiB of writes already wait for the group's log; \
+                     retry later",
+                    proposer::MAX_QUEUED_BYTES >> 20
+                ),
+            ),
+            WriteFailure::TimedOut { proposed, after } => ResponseStatus::new(
+                ResponseCode::ServiceNotAvailable,
+                timed_out_remark(proposed, after),
+            ),
         }
+    }
+
+    /// The status of a failed send under `ack` (what the send waited for). A send whose entry
+    /// reached the leader's log but was not confirmed in time is FLUSH_SLAVE_TIMEOUT (waiting
+    /// for the quorum) or FLUSH_DISK_TIMEOUT (waiting for the leader's own fsync), without
+    /// per-message results: its queue offsets are decided when it is applied, if it ever is.
+    /// A producer retries it with the same `UNIQ_KEY`, which stores it once.
+    pub(crate) fn send_status(self, ack: AckOn) -> ResponseStatus {
+        match self {
+            WriteFailure::TimedOut {
+                proposed: true,
+                after,
+            } => {
+                let code = match ack {
+                    AckOn::Commit => ResponseCode::FlushSlaveTimeout,
+                    AckOn::Append => ResponseCode::FlushDiskTimeout,
+                };
+                ResponseStatus::new(code, timed_out_remark(true, after))
+            }
+            other => other.status(),
+        }
+    }
+}
+
+fn timed_out_remark(proposed: bool, after: Duration) -> String {
+    if proposed {
+        format!(
+            "the write is in the leader's log but was not confirmed within syncFlushTimeout \
+             ({} ms): the group may have lost its quorum. It may still be stored; retry with \
+             the same UNIQ_KEY, which stores a message once",
+            after.as_millis()
+        )
+    } else {
+        format!(
+            "the write did not reach the group's log within syncFlushTimeout ({} ms): the \
+             broker is overloaded or has lost its quorum; it was not stored, retry later",
+            after.as_millis()
+        )
     }
 }
 
@@ -102,26 +162,37 @@ impl BrokerContext {
         }
     }
 
-    /// Proposes a command and waits until it is committed and applied.
-    pub(crate) async fn write(&self, cmd: LogCommand) -> Result<ApplyResult, WriteFailure> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(e)) => Err(self.write_failure(e)),
-            Err(RaftError::Fatal(e)) => Err(WriteFailure::Unavailable(format!(
-                "the group's Raft stopped on this replica: {e}"
-            ))),
-        }
+    /// Proposes a command through the proposer (a send is coalesced with concurrent sends)
+    /// and waits until it is acknowledged, or `syncFlushTimeout` has passed.
+    pub(crate) async fn write(&self, cmd: LogCommand) -> Result<Proposed, WriteFailure> {
+        let timeout = self.config.sync_flush_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.proposer
+            .propose(cmd, deadline)
+            .await
+            .map_err(|e| match e {
+                ProposeError::Write(e) => self.write_failure(e),
+                ProposeError::Stopped(why) | ProposeError::Internal(why) => {
+                    WriteFailure::Unavailable(why)
+                }
+                ProposeError::Busy => WriteFailure::Busy,
+                ProposeError::TimedOut { proposed } => WriteFailure::TimedOut {
+                    proposed,
+                    after: timeout,
+                },
+            })
     }
 
-    /// Proposes a SEND through the proposer (coalesced with concurrent sends) and waits until
-    /// it is committed and applied.
-    pub(crate) async fn write_send(&self, cmd: LogCommand) -> Result<ApplyResult, WriteFailure> {
-        self.proposer.propose(cmd).await.map_err(|e| match e {
-            ProposeError::Write(e) => self.write_failure(e),
-            ProposeError::Stopped(why) | ProposeError::Internal(why) => {
-                WriteFailure::Unavailable(why)
-            }
-        })
+    /// Encodes a command with [`write`](Self::write); an encoding failure (a field longer
+    /// than the log can hold, which the checks at the edge should have refused) is
+    /// ILLEGAL_ARGUMENT.
+    pub(crate) async fn write_encoded(
+        &self,
+        cmd: Result<LogCommand, EncodeError>,
+    ) -> Result<Proposed, ResponseStatus> {
+        let cmd =
+            cmd.map_err(|e| ResponseStatus::new(ResponseCode::IllegalArgument, e.to_string()))?;
+        self.write(cmd).await.map_err(WriteFailure::status)
     }
 
     fn write_failure(&self, e: ClientWriteError<NodeId, Node>) -> WriteFailure {
@@ -255,7 +326,7 @@ impl BrokerServiceApi for BrokerGrpc {
         &self,
         _request: Request<pb::BrokerStatusRequest>,
     ) -> Result<Response<pb::BrokerStatusResponse>, Status> {
-        Ok(Response::new(admin::status(&self.ctx)))
+        Ok(Response::new(admin::status(&self.ctx).await))
     }
 
     async fn create_or_update_topic(

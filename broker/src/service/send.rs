@@ -17,48 +17,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
+use super::proposer::Proposed;
 use super::BrokerContext;
-use crate::command::LogCommand;
+use crate::command::{self, LogCommand};
+use crate::limits::{check_group_name, check_message, check_topic_name, message_size};
 use crate::raft::typ::ApplyResult;
 
-/// RocketMQ's longest topic name.
-pub const TOPIC_MAX_LEN: usize = 127;
-
-/// Checks a topic name against RocketMQ's rule: 1..=127 characters of `[A-Za-z0-9_%|-]`.
-pub fn check_topic_name(topic: &str) -> Result<(), String> {
-    if topic.is_empty() {
-        return Err("the topic name is empty".into());
-    }
-    if topic.len() > TOPIC_MAX_LEN {
-        return Err(format!(
-            "topic name of {} characters is longer than {TOPIC_MAX_LEN}",
-            topic.len()
-        ));
-    }
-    if let Some(c) = topic
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "_%|-".contains(*c)))
-    {
-        return Err(format!(
-            "topic name {topic:?} contains {c:?}; allowed are A-Z a-z 0-9 _ % | -"
-        ));
-    }
-    Ok(())
-}
-
-/// What a message costs against `maxMessageSize`: body plus properties, keys and tags, as
-/// RocketMQ counts the variable part of a message.
-fn message_size(m: &pb::Message) -> usize {
-    m.body.len()
-        + m.tags.len()
-        + m.keys.iter().map(|k| k.len() + 1).sum::<usize>()
-        + m.properties
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 2)
-            .sum::<usize>()
-}
-
-/// Checks a batch: one topic and queue, legal name, non-empty bodies within the size limit.
+/// Checks a batch: one topic and queue, a legal topic name, messages within their limits
+/// (`crate::limits`), and the whole batch within `maxMessageSize` (RocketMQ caps a batch
+/// there too). The error names the message, the field and the limit.
 pub fn check_batch(
     messages: &[pb::Message],
     max_message_size: usize,
@@ -67,6 +34,7 @@ pub fn check_batch(
         return Err("the request carries no message".into());
     };
     check_topic_name(&first.topic)?;
+    let mut total = 0usize;
     for (i, m) in messages.iter().enumerate() {
         if m.topic != first.topic || m.queue_id != first.queue_id {
             return Err(format!(
@@ -74,15 +42,15 @@ pub fn check_batch(
                 m.topic, m.queue_id, first.topic, first.queue_id
             ));
         }
-        if m.body.is_empty() {
-            return Err(format!("message {i} has an empty body"));
-        }
-        let size = message_size(m);
-        if size > max_message_size {
-            return Err(format!(
-                "message {i} is {size} bytes, more than maxMessageSize {max_message_size}"
-            ));
-        }
+        check_message(m, max_message_size).map_err(|why| format!("message {i}: {why}"))?;
+        total += message_size(m);
+    }
+    if total > max_message_size {
+        return Err(format!(
+            "the batch of {} messages is {total} bytes, more than maxMessageSize \
+             {max_message_size}",
+            messages.len()
+        ));
     }
     if first.queue_id < ANY_QUEUE {
         return Err(format!("queue id {} is negative", first.queue_id));
@@ -155,6 +123,11 @@ pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::Sen
         Ok(v) => v,
         Err(why) => return reply(ctx, ResponseStatus::new(ResponseCode::MessageIllegal, why)),
     };
+    if !req.producer_group.is_empty() {
+        if let Err(why) = check_group_name("producer group", &req.producer_group) {
+            return reply(ctx, ResponseStatus::new(ResponseCode::IllegalArgument, why));
+        }
+    }
     if let Err(status) = ctx.require_leader() {
         return reply(ctx, status);
     }
@@ -207,20 +180,50 @@ pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::Sen
         })
         .collect();
     let count = stored.len();
-    let cmd = LogCommand::send(&topic, queue_id, &stored);
-    match ctx.write_send(cmd).await {
-        Ok(ApplyResult::Stored {
-            offsets, positions, ..
+    let cmd = match LogCommand::send(&topic, queue_id, store_ts.max(0) as u64, &stored) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            return reply(
+                ctx,
+                ResponseStatus::new(ResponseCode::MessageIllegal, e.to_string()),
+            )
+        }
+    };
+    match ctx.write(cmd).await {
+        Ok(Proposed {
+            result:
+                ApplyResult::Stored {
+                    offsets,
+                    positions,
+                    duplicates,
+                    ..
+                },
+            log_id,
         }) => {
             ctx.counters.put.fetch_add(count as u64, Ordering::Relaxed);
+            let entry = ctx.log.locate(log_id.index);
             let results = offsets
                 .iter()
                 .zip(&positions)
-                .map(|(&queue_offset, &pos)| pb::SendResult {
-                    msg_id: OffsetMsgId::new(ctx.client_addr, pos).to_string(),
-                    queue_offset,
-                    commit_log_offset: pos,
-                    log_id: None,
+                .map(|(&queue_offset, &pos)| {
+                    let stored_here = duplicates == 0
+                        || entry
+                            .is_some_and(|(at, size)| (at..at + u64::from(size)).contains(&pos));
+                    let (host, entry_id) = if stored_here {
+                        (ctx.client_addr, Some(log_id))
+                    } else {
+                        original(ctx, pos)
+                    };
+                    pb::SendResult {
+                        msg_id: OffsetMsgId::new(host, pos).to_string(),
+                        queue_offset,
+                        commit_log_offset: pos,
+                        log_id: entry_id.map(|l| pb::LogId {
+                            term: l.leader_id.term,
+                            node_id: 0,
+                            index: l.index,
+                        }),
+                    }
                 })
                 .collect();
             pb::SendMessageResponse {
@@ -230,18 +233,42 @@ pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::Sen
                 queue_id: queue_id as i32,
             }
         }
-        Ok(ApplyResult::Refused(why)) => {
-            reply(ctx, ResponseStatus::new(ResponseCode::MessageIllegal, why))
-        }
-        Ok(other) => reply(
+        Ok(Proposed {
+            result: ApplyResult::Refused(why),
+            ..
+        }) => reply(ctx, ResponseStatus::new(ResponseCode::MessageIllegal, why)),
+        Ok(Proposed { result: other, .. }) => reply(
             ctx,
             ResponseStatus::new(
                 ResponseCode::Internal,
                 format!("unexpected apply result {other:?}"),
             ),
         ),
-        Err(failure) => reply(ctx, failure.status()),
+        Err(failure) => reply(ctx, failure.send_status(ctx.ack_on)),
     }
+}
+
+/// Where a message stored by an earlier send (the original of a retried copy) was stored:
+/// the leader address its record names, which is what its message id carries (consumers see
+/// the same id), and the log id of the entry holding it. The record is committed, so it is in
+/// this replica's log unless this replica installed a snapshot since.
+fn original(
+    ctx: &BrokerContext,
+    position: u64,
+) -> (std::net::SocketAddr, Option<crate::raft::typ::LogId>) {
+    let host = ctx
+        .log
+        .read_at(position, 4)
+        .ok()
+        .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) + 4)
+        .and_then(|size| ctx.log.read_at(position, size).ok())
+        .and_then(|record| command::decode_record(record).ok())
+        .and_then(|m| m.store_host.parse().ok())
+        .unwrap_or(ctx.client_addr);
+    let entry = ctx.log.entry_holding(position).map(|l| {
+        crate::raft::typ::LogId::new(openraft::CommittedLeaderId::new(l.term, 0), l.index)
+    });
+    (host, entry)
 }
 
 /// The reply stream of `SendMessageStream`.
@@ -249,6 +276,10 @@ pub type SendReplies = Pin<Box<dyn Stream<Item = Result<pb::SendStreamResponse, 
 
 /// Replies a send stream may hold while the producer is slow to read them.
 const STREAM_REPLY_BUFFER: usize = 1024;
+/// Sends of one stream handled at once; past this the stream reads no further request until
+/// one is answered, so a producer that sends faster than the group commits is held back by
+/// HTTP/2 flow control instead of growing the broker's memory.
+pub const STREAM_MAX_IN_FLIGHT: usize = 1024;
 
 /// Serves one `SendMessageStream`: every request is handled as [`handle`] handles a unary
 /// send, concurrently with the others of the stream, and answered when it completes. When the
@@ -264,7 +295,7 @@ pub fn stream(
         let mut open = true;
         while open || !in_flight.is_empty() {
             tokio::select! {
-                next = incoming.message(), if open => match next {
+                next = incoming.message(), if open && in_flight.len() < STREAM_MAX_IN_FLIGHT => match next {
                     Ok(Some(req)) => {
                         let ctx = &ctx;
                         in_flight.push(async move {
@@ -302,21 +333,12 @@ mod tests {
     }
 
     #[test]
-    fn topic_names() {
-        assert!(check_topic_name("TopicTest_1%a|b-c").is_ok());
-        assert!(check_topic_name("").is_err());
-        assert!(check_topic_name("bad topic").unwrap_err().contains("' '"));
-        assert!(check_topic_name(&"x".repeat(128)).is_err());
-        assert!(check_topic_name(&"x".repeat(127)).is_ok());
-    }
-
-    #[test]
     fn batches() {
         assert!(check_batch(&[], 10).is_err());
         assert_eq!(check_batch(&[msg("T", -1, b"a")], 10), Ok(("T".into(), -1)));
         assert!(check_batch(&[msg("T", 0, b"")], 10)
             .unwrap_err()
-            .contains("empty body"));
+            .contains("body is empty"));
         assert!(check_batch(&[msg("T", 0, &[0; 11])], 10)
             .unwrap_err()
             .contains("maxMessageSize"));
@@ -324,6 +346,16 @@ mod tests {
             .unwrap_err()
             .contains("one queue"));
         assert!(check_batch(&[msg("T", -2, b"a")], 10).is_err());
+        // Each message fits, the batch does not: RocketMQ caps a batch at maxMessageSize too.
+        let big = [msg("T", 0, &[1; 6]), msg("T", 0, &[2; 6])];
+        assert!(check_batch(&big, 10).unwrap_err().contains("batch of 2"));
+        let mut keyed = msg("T", 0, b"a");
+        keyed
+            .properties
+            .insert(crate::command::UNIQ_KEY.into(), "k".repeat(70_000));
+        assert!(check_batch(&[keyed], 1 << 22)
+            .unwrap_err()
+            .contains("message 0: UNIQ_KEY"));
     }
 
     #[test]

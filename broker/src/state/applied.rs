@@ -5,20 +5,26 @@
 //! [`AppliedState::apply`] then changes memory only and cannot fail, so a whole batch is
 //! applied under one short write lock. Everything `apply` decides depends on the applied state
 //! and the command alone, so queue offsets and refusals come out the same on every replica.
+//!
+//! Applying is total: a committed command whose bytes do not decode (or whose records do not
+//! fit) is prepared as [`Prepared::Refused`] and applied as a refusal, the same on every
+//! replica, and its sends are answered with the reason. Only a local failure (the entry is not
+//! where this replica's own log says) stops the state machine.
 
 use std::collections::BTreeMap;
 
 use proto::v1::TopicConfig;
 use raft_log::format::ENTRY_HEADER_LEN;
+use xxhash_rust::xxh3::Xxh3;
 
 use super::consume_queue::ConsumeQueue;
 use super::consumer_offsets::ConsumerOffsets;
 use super::recent_keys::RecentKeys;
 use super::snapshot::{
-    NodeRecord, OffsetRecord, QueueRange, SnapshotImage, TopicRecord, IMAGE_VERSION,
+    DedupImage, NodeRecord, OffsetRecord, QueueRange, SnapshotImage, TopicRecord, IMAGE_VERSION,
 };
 use super::topics::{send_refusal, TopicTable};
-use crate::command::{self, Command, LogCommand};
+use crate::command::{self, Command, DedupSettings, LogCommand};
 use crate::raft::typ::{ApplyResult, LogId, Membership, NodeId, SnapshotMeta, StoredMembership};
 
 /// A message record found in the log: what its consume-queue unit holds.
@@ -38,6 +44,8 @@ pub(crate) enum Prepared {
     Send {
         topic: String,
         queue_id: u32,
+        /// The leader's store time (`None` in the legacy SEND layout).
+        store_time_ms: Option<u64>,
         records: Vec<LocatedRecord>,
         /// Each record's `UNIQ_KEY` ("" when none).
         uniq_keys: Vec<String>,
@@ -54,18 +62,30 @@ pub(crate) enum Prepared {
     },
     /// Sends coalesced into one entry, applied in order.
     Batch(Vec<Prepared>),
+    /// The retry memory's settings.
+    Dedup(DedupSettings),
+    /// A command that cannot be applied as it is (its bytes do not decode): applied as a
+    /// refusal, which says why.
+    Refused(String),
 }
 
 /// Decodes a committed command. For a send, `locate` gives the position and whole size of the
 /// log entry whose body is `cmd` (only sends need it), and each record's position is computed
-/// from it. The error says what is wrong with the entry.
+/// from it.
+///
+/// A command whose content is bad gives `Ok(Prepared::Refused)`: every replica reads the same
+/// bytes and refuses them alike. `Err` is kept for what is wrong with this replica's own log
+/// (the entry is not where the log says, or not the size it should be).
 pub(crate) fn prepare_command(
     cmd: &LogCommand,
     locate: impl FnOnce() -> Result<(u64, u32), String>,
 ) -> Result<Prepared, String> {
-    let decoded = cmd.decode().map_err(|e| e.to_string())?;
+    let decoded = match cmd.decode() {
+        Ok(decoded) => decoded,
+        Err(e) => return Ok(Prepared::Refused(e.to_string())),
+    };
     if !matches!(decoded, Command::Send { .. } | Command::Batch(_)) {
-        return prepare_one(decoded, 0);
+        return Ok(prepare_one(decoded, 0));
     }
     let (entry_position, entry_size) = locate()?;
     // The positions below assume the entry body is exactly the command bytes; a log
@@ -80,47 +100,49 @@ pub(crate) fn prepare_command(
         ));
     }
     let body_position = entry_position + ENTRY_HEADER_LEN as u64;
-    match decoded {
-        Command::Batch(parts) => parts
-            .into_iter()
-            .map(|(at, part)| {
-                let decoded = part.decode().map_err(|e| e.to_string())?;
-                prepare_one(decoded, body_position + at as u64)
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Prepared::Batch),
+    Ok(match decoded {
+        Command::Batch(parts) => Prepared::Batch(
+            parts
+                .into_iter()
+                .map(|(at, part)| match part.decode() {
+                    Ok(decoded) => prepare_one(decoded, body_position + at as u64),
+                    Err(e) => Prepared::Refused(e.to_string()),
+                })
+                .collect(),
+        ),
         send => prepare_one(send, body_position),
-    }
+    })
 }
 
 /// Prepares a decoded command that is not a batch; a send's record positions are
 /// `body_position` (where its bytes sit in the log) plus their offsets.
-fn prepare_one(decoded: Command, body_position: u64) -> Result<Prepared, String> {
-    Ok(match decoded {
+fn prepare_one(decoded: Command, body_position: u64) -> Prepared {
+    match decoded {
         Command::Send {
             topic,
             queue_id,
+            store_time_ms,
             count,
             records,
             records_offset,
             uniq_keys,
-        } => {
-            let records = command::records(&records, records_offset, count)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|r| LocatedRecord {
-                    position: body_position + r.offset as u64,
-                    size: r.size,
-                    tags_hash: r.tags_hash,
-                })
-                .collect();
-            Prepared::Send {
+        } => match command::records(&records, records_offset, count) {
+            Ok(refs) => Prepared::Send {
                 topic,
                 queue_id,
-                records,
+                store_time_ms,
+                records: refs
+                    .into_iter()
+                    .map(|r| LocatedRecord {
+                        position: body_position + r.offset as u64,
+                        size: r.size,
+                        tags_hash: r.tags_hash,
+                    })
+                    .collect(),
                 uniq_keys,
-            }
-        }
+            },
+            Err(e) => Prepared::Refused(e.to_string()),
+        },
         Command::UpsertTopic(config) => Prepared::UpsertTopic(config),
         Command::DeleteTopic(name) => Prepared::DeleteTopic(name),
         Command::CommitOffsets { group, offsets } => Prepared::CommitOffsets { group, offsets },
@@ -131,8 +153,10 @@ fn prepare_one(decoded: Command, body_position: u64) -> Result<Prepared, String>
             node_id,
             client_addr,
         },
-        Command::Batch(_) => return Err("a batch inside a batch".into()),
-    })
+        Command::Dedup(settings) => Prepared::Dedup(settings),
+        // `decode` never yields a batch inside a batch (its parts must be sends).
+        Command::Batch(_) => Prepared::Refused("a batch inside a batch".into()),
+    }
 }
 
 /// Everything the applied log has built: the state machine's state.
@@ -166,9 +190,13 @@ impl AppliedState {
             Prepared::Send {
                 topic,
                 queue_id,
+                store_time_ms,
                 records,
                 uniq_keys,
             } => {
+                if let Some(t) = store_time_ms {
+                    self.recent.advance(t);
+                }
                 if let Some(why) = send_refusal(&topic, self.topics.get(&topic), queue_id) {
                     tracing::debug!(index = log_id.index, %why, "send refused when applied");
                     return ApplyResult::Refused(why);
@@ -241,6 +269,17 @@ impl AppliedState {
                     .map(|part| self.apply(log_id, part))
                     .collect(),
             ),
+            Prepared::Dedup(settings) => {
+                self.recent.set_settings(settings);
+                ApplyResult::Done
+            }
+            Prepared::Refused(why) => {
+                tracing::warn!(index = log_id.index, %why, "a committed entry is applied as a refusal");
+                ApplyResult::Refused(format!(
+                    "log entry {} cannot be applied: {why}",
+                    log_id.index
+                ))
+            }
         }
     }
 
@@ -263,7 +302,52 @@ impl AppliedState {
             .collect()
     }
 
-    /// The snapshot image of this state (topics, queue ranges, consumer offsets).
+    /// A digest of everything applying decides: topics, each queue's next offset, consumer
+    /// offsets, replicas' client addresses and the retry memory. Two replicas at the same
+    /// applied index must have the same digest; if they do not, their states diverged.
+    ///
+    /// A queue's min offset is left out: it says what this replica can still read (a replica
+    /// that installed a snapshot has fewer messages), not what was applied.
+    pub fn digest(&self) -> u64 {
+        let mut h = Xxh3::new();
+        let mut field = |bytes: &[u8]| {
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        for t in self.topics.iter() {
+            field(t.topic_name.as_bytes());
+            field(&t.read_queue_nums.to_le_bytes());
+            field(&t.write_queue_nums.to_le_bytes());
+            field(&t.perm.to_le_bytes());
+            field(&[u8::from(t.order)]);
+        }
+        field(b"queues");
+        for (topic, queues) in &self.queues {
+            for (queue_id, q) in queues {
+                field(topic.as_bytes());
+                field(&queue_id.to_le_bytes());
+                field(&q.max_offset().to_le_bytes());
+            }
+        }
+        field(b"offsets");
+        for (group, topic, queue_id, offset) in self.offsets.iter() {
+            field(group.as_bytes());
+            field(topic.as_bytes());
+            field(&queue_id.to_le_bytes());
+            field(&offset.to_le_bytes());
+        }
+        field(b"nodes");
+        for (node_id, addr) in &self.client_addrs {
+            field(&node_id.to_le_bytes());
+            field(addr.as_bytes());
+        }
+        field(b"recent");
+        field(&self.recent.digest().to_le_bytes());
+        h.digest()
+    }
+
+    /// The snapshot image of this state (topics, queue ranges, consumer offsets, client
+    /// addresses, retry memory, digest).
     pub(crate) fn image(&self) -> SnapshotImage {
         SnapshotImage {
             version: IMAGE_VERSION,
@@ -287,6 +371,12 @@ impl AppliedState {
                     client_addr: client_addr.clone(),
                 })
                 .collect(),
+            dedup: DedupImage {
+                settings: self.recent.settings(),
+                clock_ms: self.recent.clock_ms(),
+                keys: self.recent.iter().copied().collect(),
+            },
+            digest: Some(self.digest()),
         }
     }
 
@@ -319,6 +409,8 @@ impl AppliedState {
             .into_iter()
             .map(|n| (n.node_id, n.client_addr))
             .collect();
+        state.recent =
+            RecentKeys::restore(image.dedup.settings, image.dedup.clock_ms, image.dedup.keys);
         state
     }
 }
@@ -338,6 +430,7 @@ mod tests {
         Prepared::Send {
             topic: topic.into(),
             queue_id,
+            store_time_ms: None,
             records: (0..n)
                 .map(|i| LocatedRecord {
                     position: at + i * 100,
@@ -401,7 +494,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let cmd = LogCommand::send("T", 2, &msgs);
+        let cmd = LogCommand::send("T", 2, 7, &msgs).unwrap();
         let size = (ENTRY_HEADER_LEN + cmd.0.len()) as u32;
         let Prepared::Send {
             topic,
@@ -425,12 +518,16 @@ mod tests {
         let err = prepare_command(&cmd, || Err("entry 7 is not in the log".into())).unwrap_err();
         assert!(err.contains("entry 7"), "{err}");
         // Commands other than sends never ask where they are.
-        let cmd = LogCommand::delete_topic("T");
+        let cmd = LogCommand::delete_topic("T").unwrap();
         assert!(matches!(
             prepare_command(&cmd, || unreachable!()),
             Ok(Prepared::DeleteTopic(t)) if t == "T"
         ));
-        assert!(prepare_command(&LogCommand(vec![9u8].into()), || unreachable!()).is_err());
+        // Bytes that do not decode are a refusal, not an error: every replica refuses them.
+        assert!(matches!(
+            prepare_command(&LogCommand(vec![9u8].into()), || unreachable!()),
+            Ok(Prepared::Refused(why)) if why.contains("unknown command tag")
+        ));
     }
 
     #[test]

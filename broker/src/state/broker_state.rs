@@ -6,7 +6,8 @@
 //! applied index is published on a watch channel, which is how a pull at the end of a queue
 //! long-polls without spinning.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use proto::v1::TopicConfig;
 use tokio::sync::watch;
@@ -15,6 +16,12 @@ use super::applied::AppliedState;
 use super::consume_queue::CqUnit;
 use super::snapshot::{QueueRange, SnapshotImage};
 use crate::raft::typ::{LogId, NodeId, StoredMembership};
+
+/// A state digest is recorded at every applied index that is a multiple of this, so replicas
+/// that are not at the same index right now can still be compared at one.
+pub const DIGEST_EVERY: u64 = 1024;
+/// How many of those recorded digests are kept.
+const DIGEST_CHECKPOINTS: usize = 16;
 
 /// A cloneable read handle on the applied state: topics, consume queues, consumer offsets.
 /// Everything it returns is committed (consumers never see an entry a failover could undo).
@@ -31,6 +38,9 @@ struct Shared {
     /// Bumped when an applied entry created, changed or deleted a topic: the nameserver
     /// registration sends the new topic set at once instead of with the next heartbeat.
     topic_changes: watch::Sender<u64>,
+    /// The state digest at the last [`DIGEST_CHECKPOINTS`] applied indexes that are multiples
+    /// of [`DIGEST_EVERY`], newest last.
+    checkpoints: Mutex<VecDeque<(LogId, u64)>>,
 }
 
 impl BrokerState {
@@ -41,6 +51,7 @@ impl BrokerState {
                 applied: RwLock::new(state),
                 applied_index: watch::Sender::new(index),
                 topic_changes: watch::Sender::new(0),
+                checkpoints: Mutex::default(),
             }),
         }
     }
@@ -68,6 +79,39 @@ impl BrokerState {
         self.shared
             .applied_index
             .send_replace(last_applied.map_or(0, |l| l.index));
+    }
+
+    /// Records the digest the state had right after applying `log_id`.
+    pub(crate) fn record_checkpoint(&self, log_id: LogId, digest: u64) {
+        let mut cps = self
+            .shared
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // After a snapshot install or a truncation the log can go back: keep the newest
+        // digest for an index only.
+        cps.retain(|(l, _)| l.index < log_id.index);
+        cps.push_back((log_id, digest));
+        while cps.len() > DIGEST_CHECKPOINTS {
+            cps.pop_front();
+        }
+    }
+
+    /// The state digest now, with the last applied log id it holds for (see
+    /// [`AppliedState::digest`]).
+    pub fn digest(&self) -> (Option<LogId>, u64) {
+        let st = self.read();
+        (st.last_applied, st.digest())
+    }
+
+    /// The digests recorded at multiples of [`DIGEST_EVERY`], newest first.
+    pub fn digest_checkpoints(&self) -> Vec<(LogId, u64)> {
+        let cps = self
+            .shared
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cps.iter().rev().copied().collect()
     }
 
     /// Records that applied entries changed the topic set (see [`BrokerState::topic_changes`]).
@@ -142,6 +186,11 @@ impl BrokerState {
     /// The consumer groups that committed at least one offset, ordered.
     pub fn consumer_groups(&self) -> Vec<String> {
         self.read().offsets.groups()
+    }
+
+    /// The retry memory's settings as applied (the last DEDUP entry's, or the defaults).
+    pub fn duplicate_memory(&self) -> crate::command::DedupSettings {
+        self.read().recent.settings()
     }
 
     /// The last applied log id.
@@ -229,6 +278,7 @@ mod tests {
                 Prepared::Send {
                     topic: "T".into(),
                     queue_id: 1,
+                    store_time_ms: Some(1),
                     records: (0..5)
                         .map(|i| LocatedRecord {
                             position: 100 * (i + 1),

@@ -9,7 +9,7 @@ use openraft::{AnyError, OptionalSend, StorageIOError};
 use raft_log::LogStore;
 
 use super::applied::{prepare_command, AppliedState, Prepared};
-use super::broker_state::BrokerState;
+use super::broker_state::{BrokerState, DIGEST_EVERY};
 use super::rebuild::open_state;
 use super::snapshot::{self, SnapshotImage};
 use super::StateError;
@@ -193,10 +193,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .any(|(_, p)| matches!(p, Prepared::UpsertTopic(_) | Prepared::DeleteTopic(_)));
         let (results, last_applied) = {
             let mut st = self.state.write();
-            let results: Vec<ApplyResult> = prepared
-                .into_iter()
-                .map(|(log_id, p)| st.apply(log_id, p))
-                .collect();
+            let mut results = Vec::with_capacity(prepared.len());
+            for (log_id, p) in prepared {
+                results.push(st.apply(log_id, p));
+                if log_id.index % DIGEST_EVERY == 0 {
+                    self.state.record_checkpoint(log_id, st.digest());
+                }
+            }
             (results, st.last_applied)
         };
         self.state.publish_applied(last_applied);
@@ -230,7 +233,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let image = SnapshotImage::decode(&data).map_err(|why| StorageError::IO {
             source: StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(why)),
         })?;
+        let expected = image.digest;
         let fresh = AppliedState::from_snapshot(meta, image);
+        if let Some(expected) = expected.filter(|&d| d != fresh.digest()) {
+            tracing::warn!(
+                snapshot = %meta.snapshot_id,
+                expected = format_args!("{expected:016x}"),
+                restored = format_args!("{:016x}", fresh.digest()),
+                "an installed snapshot restores to another digest than its builder's"
+            );
+        }
         // Durable first: a crash right after openraft purges the log must find the snapshot.
         self.snapshots.persist(meta, data).await?;
         let last_applied = {

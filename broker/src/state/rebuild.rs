@@ -1,19 +1,23 @@
 //! What a restart starts from.
 //!
 //! - **No persisted snapshot**: an empty state. openraft re-applies the committed log from its
-//!   start, which rebuilds every consume queue, topic and consumer offset exactly. (If the log
-//!   is purged there is nothing to start from: [`StateError::PurgedWithoutSnapshot`].)
-//! - **A persisted snapshot at index `s`**: its topics, consumer offsets, membership and last
-//!   applied id, with each consume queue ending at the snapshot's max offset; openraft then
-//!   re-applies the entries after `s`. The snapshot holds no messages, so the units of the
-//!   messages the log still holds at or before `s` are re-indexed here by scanning those
-//!   entries, and placed so that the last of them ends at the snapshot's max offset:
-//!   - when the log was never purged the scan sees each topic's whole history and the
-//!     result is exactly what applying the log from its start gives;
-//!   - when it was purged, a send that precedes the first retained UpsertTopic/DeleteTopic of
-//!     its topic is counted as accepted (the config it was checked against is gone; the
-//!     leader checks topic and queue before it proposes a send, so only a send racing a
-//!     purged topic change could have been refused). Every other send is decided exactly.
+//!   start, which rebuilds every consume queue, topic, consumer offset and the retry memory
+//!   exactly. (If the log is purged there is nothing to start from:
+//!   [`StateError::PurgedWithoutSnapshot`].)
+//! - **A persisted snapshot at index `s`, the whole log since index 0 still there**: the
+//!   entries up to `s` are applied again here, exactly as openraft would apply them, and the
+//!   result is checked against the snapshot's digest (a mismatch is logged: the replayed state
+//!   is what applying the log gives, so it is the one kept). openraft then re-applies the
+//!   entries after `s`.
+//! - **A snapshot, and a log purged before it** (or one that ends before `s`): the snapshot's
+//!   topics, consumer offsets, retry memory, membership and last applied id, with each
+//!   consume queue ending at the snapshot's max offset. The snapshot holds no messages, so the
+//!   units of the messages the log still holds at or before `s` are re-indexed by scanning
+//!   those entries, and placed so that the last of them ends at the snapshot's max offset:
+//!   - a send that precedes the first retained UpsertTopic/DeleteTopic of its topic is counted
+//!     as accepted (the config it was checked against is gone; the leader checks topic and
+//!     queue before it proposes a send, so only a send racing a purged topic change could
+//!     have been refused). Every other send is decided exactly;
 //!   - a log that ends before `s` (its tail was lost with the page cache) cannot say which
 //!     offsets its messages had: nothing is re-indexed and those messages stay unreadable
 //!     here (a warning says so).
@@ -36,6 +40,7 @@ use super::snapshot::{self, SnapshotImage};
 use super::topics::send_refusal;
 use super::StateError;
 use crate::command::LogCommand;
+use crate::raft::typ::{LogId, SnapshotMeta};
 
 /// Entries read from the log per batch while re-indexing.
 const SCAN_BATCH: u64 = 256;
@@ -58,7 +63,6 @@ pub(crate) fn open_state(log: &LogStore) -> Result<AppliedState, StateError> {
             .join(format!("{}.meta", snapshot::SNAPSHOT_META_NAME)),
         why,
     })?;
-    let mut state = AppliedState::from_snapshot(&meta, image);
     let upto = meta.last_log_id.map(|l| l.index);
     if let Some(purged) = log.last_purged() {
         if upto.is_none_or(|s| purged.index > s) {
@@ -69,14 +73,76 @@ pub(crate) fn open_state(log: &LogStore) -> Result<AppliedState, StateError> {
             });
         }
     }
-    if let Some(upto) = upto {
-        reindex_retained(&mut state, log, upto)?;
-    }
+    let whole_history = log.last_purged().is_none()
+        && log.first_index() == Some(0)
+        && upto.is_some_and(|s| log.last_log_id().is_some_and(|l| l.index >= s));
+    let state = match upto {
+        Some(upto) if whole_history => replay(log, &meta, &image, upto)?,
+        _ => {
+            let mut state = AppliedState::from_snapshot(&meta, image);
+            if let Some(upto) = upto {
+                reindex_retained(&mut state, log, upto)?;
+            }
+            state
+        }
+    };
     info!(
         last_applied = ?state.last_applied,
         topics = state.topics.len(),
         "state machine restarts from its snapshot"
     );
+    Ok(state)
+}
+
+/// Applies the log's entries `0..=upto` to an empty state, as openraft applied them before
+/// the restart, and checks the result against the snapshot taken at `upto`.
+fn replay(
+    log: &LogStore,
+    meta: &SnapshotMeta,
+    image: &SnapshotImage,
+    upto: u64,
+) -> Result<AppliedState, StateError> {
+    let mut state = AppliedState::default();
+    let mut start = 0;
+    while start <= upto {
+        let end = upto.saturating_add(1).min(start.saturating_add(SCAN_BATCH));
+        for entry in log.read_range(start..end)? {
+            let log_id = LogId::new(openraft::CommittedLeaderId::new(entry.term, 0), entry.index);
+            let prepared = match entry.kind {
+                EntryKind::Normal => {
+                    let (position, size) = (entry.position, entry.body.len());
+                    let cmd = LogCommand(entry.body);
+                    let located =
+                        || Ok((position, (raft_log::format::ENTRY_HEADER_LEN + size) as u32));
+                    prepare_command(&cmd, located).map_err(|why| StateError::BadEntry {
+                        index: entry.index,
+                        why,
+                    })?
+                }
+                // Membership comes from the snapshot's meta below; a blank changes nothing.
+                _ => Prepared::Blank,
+            };
+            state.apply(log_id, prepared);
+        }
+        start = end;
+    }
+    state.last_applied = meta.last_log_id;
+    state.membership = meta.last_membership.clone();
+    let digest = state.digest();
+    match image.digest {
+        Some(expected) if expected != digest => warn!(
+            upto,
+            expected = format_args!("{expected:016x}"),
+            replayed = format_args!("{digest:016x}"),
+            "the log up to the snapshot replays to another state than the snapshot holds; \
+             keeping the replayed state, which is what applying the log gives"
+        ),
+        Some(_) => {}
+        None => info!(
+            upto,
+            "a version 1 snapshot (no retry memory): the state is rebuilt from the log"
+        ),
+    }
     Ok(state)
 }
 
@@ -112,7 +178,7 @@ fn reindex_retained(state: &mut AppliedState, log: &LogStore, upto: u64) -> Resu
         known.extend(changed.iter().map(|t| (t.to_string(), None)));
     }
     let mut accepted: BTreeMap<String, BTreeMap<u32, Vec<LocatedRecord>>> = BTreeMap::new();
-    let mut recent = RecentKeys::default();
+    let mut recent = RecentKeys::new(state.recent.settings());
     for prepared in &entries {
         match prepared {
             Prepared::UpsertTopic(c) => {
@@ -126,9 +192,13 @@ fn reindex_retained(state: &mut AppliedState, log: &LogStore, upto: u64) -> Resu
             Prepared::Send {
                 topic,
                 queue_id,
+                store_time_ms,
                 records,
                 uniq_keys,
             } => {
+                if let Some(t) = store_time_ms {
+                    recent.advance(*t);
+                }
                 let refused = match known.get(topic) {
                     Some(config) => send_refusal(topic, config.as_ref(), *queue_id).is_some(),
                     None if changed.contains(topic.as_str()) => false,

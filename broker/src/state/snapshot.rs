@@ -3,12 +3,18 @@
 //!
 //! A snapshot holds metadata only, never message bodies: openraft's [`SnapshotMeta`] (the last
 //! applied log id and the membership) plus a [`SnapshotImage`] (topics, per-queue offset
-//! ranges, consumer offsets, replicas' client addresses). A replica that installs one gets
-//! empty consume queues that start at the snapshot's max offsets: the messages before them
-//! stay on the replicas that have them.
+//! ranges, consumer offsets, replicas' client addresses, the retry memory). A replica that
+//! installs one gets empty consume queues that start at the snapshot's max offsets: the
+//! messages before them stay on the replicas that have them.
 //!
-//! Snapshot data, as openraft streams it to a follower: the JSON of a [`SnapshotImage`], whose
-//! `version` field is [`IMAGE_VERSION`].
+//! Snapshot data, as openraft streams it to a follower, image version 2 ([`IMAGE_VERSION`]):
+//! ```text
+//! magic "RMQIMG02" | json_len u32 | JSON of the image without its retry-memory keys
+//!   | key_count u64 | key * key_count | crc32 u32 (of every byte before it)
+//! key      fingerprint 2 x u64 | topic_hash u64 | stored_at_ms u64 | offset u64 | position u64
+//! ```
+//! (little-endian; keys oldest first). Version 1 was the JSON alone, without the retry memory;
+//! it still loads, with an empty memory.
 //!
 //! The current snapshot is kept in the log's metadata file `snapshot.meta` (written atomically
 //! with a magic, a version and a CRC by `raft_log::meta`), whose payload is:
@@ -22,14 +28,21 @@ use proto::v1::TopicConfig;
 use raft_log::LogStore;
 use serde::{Deserialize, Serialize};
 
+use super::recent_keys::Remembered;
 use super::StateError;
+use crate::command::DedupSettings;
 use crate::raft::typ::{NodeId, SnapshotMeta};
 
 /// Name of the metadata file that holds the current snapshot (`snapshot.meta`).
 pub const SNAPSHOT_META_NAME: &str = "snapshot";
 
-/// Version of the [`SnapshotImage`] layout; an image of another version is refused.
-pub const IMAGE_VERSION: u32 = 1;
+/// Version of the [`SnapshotImage`] layout written; version 1 is still read.
+pub const IMAGE_VERSION: u32 = 2;
+
+/// The first bytes of a version 2 image (a version 1 image is JSON, starting with `{`).
+const IMAGE_MAGIC: &[u8; 8] = b"RMQIMG02";
+/// Bytes of one retry-memory key in a version 2 image.
+const KEY_LEN: usize = 48;
 
 /// The state a snapshot carries besides openraft's metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +58,23 @@ pub struct SnapshotImage {
     /// Every replica's announced client address, ordered by node id.
     #[serde(default)]
     pub client_addrs: Vec<NodeRecord>,
+    /// The retry memory (version 2; empty, with default settings, in a version 1 image).
+    #[serde(default)]
+    pub dedup: DedupImage,
+    /// The state digest at the snapshot's index (version 2), checked when a restart rebuilds
+    /// the same state from the log.
+    #[serde(default)]
+    pub digest: Option<u64>,
+}
+
+/// The retry memory as a snapshot keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupImage {
+    pub settings: DedupSettings,
+    pub clock_ms: u64,
+    /// Oldest first. Kept out of the JSON: written as fixed-size binary records after it.
+    #[serde(skip)]
+    pub keys: Vec<Remembered>,
 }
 
 /// A topic config as a snapshot stores it (the fields of the protobuf `TopicConfig`).
@@ -110,22 +140,99 @@ impl From<TopicRecord> for TopicConfig {
 }
 
 impl SnapshotImage {
-    /// The snapshot data openraft streams.
+    /// The snapshot data openraft streams (the version 2 layout).
     pub fn encode(&self) -> Vec<u8> {
         // Plain structs of strings and integers: serializing them cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let keys = &self.dedup.keys;
+        let mut out = Vec::with_capacity(8 + 4 + json.len() + 8 + keys.len() * KEY_LEN + 4);
+        out.extend_from_slice(IMAGE_MAGIC);
+        // An image's JSON is topics and offsets: far below 4 GiB.
+        out.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+        for k in keys {
+            for word in [
+                k.fingerprint[0],
+                k.fingerprint[1],
+                k.topic_hash,
+                k.stored_at_ms,
+                k.offset,
+                k.position,
+            ] {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
     }
 
-    /// Reads snapshot data back, refusing another layout version.
+    /// Reads snapshot data back: a version 2 image, or a version 1 image (JSON alone).
     pub fn decode(data: &[u8]) -> Result<Self, String> {
-        let image: Self = serde_json::from_slice(data)
-            .map_err(|e| format!("snapshot data is not an image: {e}"))?;
+        if data.first() == Some(&b'{') {
+            let image: Self = serde_json::from_slice(data)
+                .map_err(|e| format!("snapshot data is not an image: {e}"))?;
+            if image.version != 1 {
+                return Err(format!(
+                    "a JSON snapshot image says version {}, but only version 1 was JSON",
+                    image.version
+                ));
+            }
+            return Ok(image);
+        }
+        let body = data
+            .strip_prefix(IMAGE_MAGIC.as_slice())
+            .ok_or("snapshot data starts with neither an image magic nor JSON")?;
+        let (body, crc) = body
+            .split_last_chunk::<4>()
+            .ok_or("snapshot image is shorter than its checksum")?;
+        if crc32fast::hash(&data[..data.len() - 4]) != u32::from_le_bytes(*crc) {
+            return Err("snapshot image checksum mismatch".into());
+        }
+        let (len, body) = body
+            .split_first_chunk::<4>()
+            .ok_or("snapshot image is shorter than its JSON length")?;
+        let json_len = u32::from_le_bytes(*len) as usize;
+        if body.len() < json_len {
+            return Err("snapshot image is shorter than its JSON".into());
+        }
+        let (json, keys) = body.split_at(json_len);
+        let mut image: Self = serde_json::from_slice(json)
+            .map_err(|e| format!("snapshot image JSON does not parse: {e}"))?;
         if image.version != IMAGE_VERSION {
             return Err(format!(
                 "snapshot image version {} is not the supported version {IMAGE_VERSION}",
                 image.version
             ));
         }
+        let (count, keys) = keys
+            .split_first_chunk::<8>()
+            .ok_or("snapshot image is shorter than its key count")?;
+        let count = u64::from_le_bytes(*count);
+        if count.checked_mul(KEY_LEN as u64) != Some(keys.len() as u64) {
+            return Err(format!(
+                "snapshot image says {count} retry keys but holds {} bytes of them",
+                keys.len()
+            ));
+        }
+        image.dedup.keys = keys
+            .chunks_exact(KEY_LEN)
+            .map(|k| {
+                let word = |i: usize| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&k[i * 8..i * 8 + 8]);
+                    u64::from_le_bytes(b)
+                };
+                Remembered {
+                    fingerprint: [word(0), word(1)],
+                    topic_hash: word(2),
+                    stored_at_ms: word(3),
+                    offset: word(4),
+                    position: word(5),
+                }
+            })
+            .collect();
         Ok(image)
     }
 }
@@ -234,6 +341,21 @@ mod tests {
                 node_id: 1,
                 client_addr: "127.0.0.1:10911".into(),
             }],
+            dedup: DedupImage {
+                settings: DedupSettings {
+                    window_ms: 9_000,
+                    max_keys: 10,
+                },
+                clock_ms: 1_700_000_000_000,
+                keys: vec![Remembered {
+                    fingerprint: [1, 2],
+                    topic_hash: 3,
+                    stored_at_ms: 1_699_999_999_000,
+                    offset: 4,
+                    position: 5,
+                }],
+            },
+            digest: Some(42),
         }
     }
 
@@ -243,11 +365,34 @@ mod tests {
         assert_eq!(SnapshotImage::decode(&img.encode()), Ok(img.clone()));
         let topic: TopicConfig = img.topics[0].clone().into();
         assert_eq!(TopicRecord::from(&topic), img.topics[0]);
-        let newer = SnapshotImage { version: 2, ..img };
+        let newer = SnapshotImage {
+            version: 3,
+            ..img.clone()
+        };
         assert!(SnapshotImage::decode(&newer.encode())
             .unwrap_err()
-            .contains("version 2"));
+            .contains("version 3"));
         assert!(SnapshotImage::decode(b"junk").is_err());
+        // Every flipped byte and every cut is an error, never a panic or another image.
+        let bytes = img.encode();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x41;
+            assert!(SnapshotImage::decode(&bad).is_err(), "flipped byte {i}");
+            assert!(SnapshotImage::decode(&bytes[..i]).is_err(), "cut at {i}");
+        }
+    }
+
+    #[test]
+    fn a_version_1_image_still_loads_with_an_empty_retry_memory() {
+        let v1 = br#"{"version":1,"topics":[{"name":"T","read_queue_nums":4,"write_queue_nums":4,"perm":6,"order":false}],"queues":[{"topic":"T","queue_id":1,"min_offset":3,"max_offset":9}],"offsets":[],"client_addrs":[]}"#;
+        let img = SnapshotImage::decode(v1).unwrap();
+        assert_eq!(
+            (img.version, img.topics.len(), img.queues[0].max_offset),
+            (1, 1, 9)
+        );
+        assert_eq!(img.dedup, DedupImage::default());
+        assert_eq!(img.digest, None);
     }
 
     #[test]

@@ -171,6 +171,14 @@ impl Process {
         }
     }
 
+    /// Sends `signal` (SIGSTOP, SIGCONT, ...) to the process, if it runs.
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(child) = &self.child {
+            let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+            send_signal(pid, signal);
+        }
+    }
+
     /// SIGTERM, then waits up to 20 s for the exit (SIGKILL after that).
     pub fn terminate(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
@@ -294,12 +302,21 @@ pub struct System {
     pub brokers: Vec<Process>,
     /// Client address of each replica ("127.0.0.1:PORT").
     pub broker_addrs: Vec<String>,
+    /// `dLegerPeers` of the group.
+    peers: String,
+    /// `--set key=value` every replica gets beyond the harness's own.
+    extra: Vec<String>,
 }
 
 impl System {
     /// Starts `namesrv_count` nameservers and the group (registering every 200 ms), and
     /// waits until every nameserver records the group's three members and its leader.
     pub async fn start(namesrv_count: usize) -> System {
+        Self::start_with(namesrv_count, &[]).await
+    }
+
+    /// [`System::start`] with `extra` settings (`key=value`) for every replica.
+    pub async fn start_with(namesrv_count: usize, extra: &[&str]) -> System {
         let dir = tempfile::Builder::new()
             .prefix("raftmq-system-")
             .tempdir()
@@ -307,11 +324,6 @@ impl System {
         let namesrvs: Vec<NameServer> = (0..namesrv_count)
             .map(|i| NameServer::start(free_port(), dir.path().join(format!("namesrv{i}.log"))))
             .collect();
-        let namesrv_list = namesrvs
-            .iter()
-            .map(|n| n.addr.as_str())
-            .collect::<Vec<_>>()
-            .join(";");
         let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let raft_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let peers = (0..3)
@@ -326,30 +338,11 @@ impl System {
             dir,
             namesrvs,
             brokers: Vec::new(),
+            peers,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        for (i, port) in client_ports.iter().enumerate() {
-            let conf = workspace_root().join(format!("conf/dledger/broker-n{i}.properties"));
-            let mut cmd = Command::new(bin("mqbroker"));
-            cmd.arg("-c").arg(conf);
-            for set in [
-                format!(
-                    "storePathRootDir={}",
-                    system.dir.path().join(format!("n{i}")).display()
-                ),
-                format!("listenPort={port}"),
-                format!("dLegerPeers={peers}"),
-                format!("namesrvAddr={namesrv_list}"),
-                "registerNameServerPeriod=200".to_owned(),
-                "mappedFileSizeCommitLog=4194304".to_owned(),
-            ] {
-                cmd.arg("--set").arg(set);
-            }
-            let (process, _) = Process::spawn(
-                &format!("mqbroker n{i}"),
-                cmd,
-                system.dir.path().join(format!("n{i}.log")),
-                "boot success",
-            );
+        for i in 0..3 {
+            let process = system.spawn_broker(i);
             system.brokers.push(process);
         }
         let leader = system.leader().await;
@@ -357,6 +350,48 @@ impl System {
             system.wait_registered(ns, leader).await;
         }
         system
+    }
+
+    /// Starts replica `i` (on its store, ports and log) and waits for its boot line.
+    fn spawn_broker(&self, i: usize) -> Process {
+        let conf = workspace_root().join(format!("conf/dledger/broker-n{i}.properties"));
+        let mut cmd = Command::new(bin("mqbroker"));
+        cmd.arg("-c").arg(conf);
+        let port = self.broker_addrs[i].rsplit(':').next().unwrap_or_default();
+        let sets = [
+            format!("storePathRootDir={}", self.store_root(i).display()),
+            format!("listenPort={port}"),
+            format!("dLegerPeers={}", self.peers),
+            format!("namesrvAddr={}", self.namesrv_list()),
+            "registerNameServerPeriod=200".to_owned(),
+            "mappedFileSizeCommitLog=4194304".to_owned(),
+        ];
+        for set in sets.iter().chain(&self.extra) {
+            cmd.arg("--set").arg(set);
+        }
+        let (process, _) = Process::spawn(
+            &format!("mqbroker n{i}"),
+            cmd,
+            self.dir.path().join(format!("n{i}.log")),
+            "boot success",
+        );
+        process
+    }
+
+    /// `storePathRootDir` of replica `i`.
+    pub fn store_root(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("n{i}"))
+    }
+
+    /// The commitlog (Raft log) directory of replica `i`.
+    pub fn commitlog_dir(&self, i: usize) -> PathBuf {
+        self.store_root(i).join("commitlog")
+    }
+
+    /// Starts replica `i` again (it must not be running).
+    pub fn restart_broker(&mut self, i: usize) {
+        assert!(!self.brokers[i].is_running(), "replica {i} still runs");
+        self.brokers[i] = self.spawn_broker(i);
     }
 
     /// The nameserver list "a;b" clients are given.
@@ -418,6 +453,40 @@ impl System {
     /// `kill -9` of replica `i`.
     pub fn kill_broker(&mut self, i: usize) {
         self.brokers[i].kill9();
+    }
+
+    /// SIGSTOP of replica `i`: it stays connected but answers nothing.
+    pub fn pause_broker(&self, i: usize) {
+        self.brokers[i].signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT of replica `i`.
+    pub fn resume_broker(&self, i: usize) {
+        self.brokers[i].signal(libc::SIGCONT);
+    }
+
+    /// Waits until every running replica has applied the same entry and shows the same state
+    /// digest there; returns that entry's index and the digest.
+    pub async fn settled(&self) -> (u64, String) {
+        let live: Vec<usize> = (0..3).filter(|&i| self.brokers[i].is_running()).collect();
+        wait_for(
+            "every live replica at the same applied index with the same digest",
+            Duration::from_secs(30),
+            || async {
+                let mut seen: Option<(u64, String)> = None;
+                for &i in &live {
+                    let status = broker_status(&self.broker_addrs[i]).await?;
+                    let digest = status.state_digest?;
+                    let here = (digest.applied?.index, digest.digest);
+                    if seen.as_ref().is_some_and(|s| *s != here) {
+                        return None;
+                    }
+                    seen = Some(here);
+                }
+                seen
+            },
+        )
+        .await
     }
 }
 
