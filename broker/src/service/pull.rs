@@ -297,10 +297,27 @@ pub fn by_id(
     };
     match load(ctx, position, size, 0) {
         Ok(mut m) => {
-            m.queue_offset = ctx
-                .state
-                .queue_offset_of(&m.topic, m.queue_id.max(0) as u32, position)
-                .unwrap_or(0);
+            // Only a message its queue holds is answered: applied (committed), and still
+            // there. A record in the log that no queue points at (an ASYNC_MASTER send lost
+            // before a follower had it, a refused send, bytes that merely look like a record)
+            // is not a message.
+            let Some(queue_offset) =
+                ctx.state
+                    .queue_offset_of(&m.topic, m.queue_id.max(0) as u32, position)
+            else {
+                return answer(
+                    ResponseStatus::new(
+                        ResponseCode::NotFound,
+                        format!(
+                            "message {}: no committed message of {}/{} is stored at log \
+                             position {position}",
+                            req.msg_id, m.topic, m.queue_id
+                        ),
+                    ),
+                    None,
+                );
+            };
+            m.queue_offset = queue_offset;
             answer(ResponseStatus::ok(), Some(m))
         }
         Err(why) => answer(
