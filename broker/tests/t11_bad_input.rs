@@ -96,6 +96,155 @@ async fn bad_requests_get_their_status_and_the_broker_keeps_serving() {
     assert_eq!(bodies, [&b"ok-0"[..], b"ok-1", b"ok-2", b"ok-3"]);
 }
 
+/// A send of one message to queue 0 of `topic` after `edit` changed it.
+fn edited(topic: &str, edit: impl FnOnce(&mut pb::Message)) -> Vec<pb::Message> {
+    let mut m = message(topic, 0, "body");
+    edit(&mut m);
+    vec![m]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_field_that_reaches_the_log_is_held_to_its_limit_and_the_group_lives_on() {
+    let mut group = Group::start(&[]);
+    let leader = group.leader().await;
+    let mut client = group.client(leader).await;
+    send(&mut client, "Limits", "first")
+        .await
+        .expect("good send");
+
+    // Each of these once reached the log unchecked; a 70,000-byte UNIQ_KEY stopped all three
+    // replicas for good (its 16-bit length was written with `as u16`).
+    let refused: Vec<(&str, Vec<pb::Message>)> = vec![
+        (
+            "UNIQ_KEY",
+            edited("Limits", |m| {
+                m.properties.insert("UNIQ_KEY".into(), "k".repeat(70_000));
+            }),
+        ),
+        (
+            "32767",
+            edited("Limits", |m| {
+                m.properties.insert("big".into(), "v".repeat(40_000));
+            }),
+        ),
+        (
+            "128",
+            edited("Limits", |m| {
+                for i in 0..200 {
+                    m.properties.insert(format!("p{i}"), "v".into());
+                }
+            }),
+        ),
+        ("'|'", edited("Limits", |m| m.tags = "a||b".into())),
+        ("control", edited("Limits", |m| m.tags = "a\u{0}b".into())),
+        (
+            "property name",
+            edited("Limits", |m| {
+                m.properties.insert(String::new(), "v".into());
+            }),
+        ),
+        ("blank", edited("Limits", |m| m.keys = vec![" ".into()])),
+        (
+            "born_host",
+            edited("Limits", |m| m.born_host = "h".repeat(300)),
+        ),
+        (
+            "batch of 2",
+            vec![
+                message("Limits", 0, vec![b'x'; 3 << 20]),
+                message("Limits", 0, vec![b'y'; 3 << 20]),
+            ],
+        ),
+    ];
+    for (says, messages) in refused {
+        let resp = send_raw(&mut client, messages).await;
+        let status = resp.status.expect("status");
+        assert_eq!(
+            status.code(),
+            ResponseCode::MessageIllegal,
+            "{says}: {status:?}"
+        );
+        assert!(status.remark.contains(says), "{says}: {}", status.remark);
+    }
+    let long_group = "g".repeat(300);
+    let commit = client
+        .commit_consumer_offset(pb::CommitConsumerOffsetRequest {
+            consumer_group: long_group.clone(),
+            topic: "Limits".into(),
+            queue_id: 0,
+            offset: 1,
+        })
+        .await
+        .expect("transport")
+        .into_inner();
+    assert_eq!(code(&commit.status), ResponseCode::IllegalArgument);
+    assert!(commit.status.unwrap().remark.contains("255"));
+    let heartbeat = client
+        .heartbeat_consumer(pb::HeartbeatConsumerRequest {
+            consumer_group: long_group,
+            client_id: "c".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("transport")
+        .into_inner();
+    assert_eq!(code(&heartbeat.status), ResponseCode::IllegalArgument);
+    for (queues, perm) in [(5_000, 6), (4, 99)] {
+        let resp = client
+            .create_or_update_topic(pb::CreateOrUpdateTopicRequest {
+                topic: Some(pb::TopicConfig {
+                    topic_name: "Limits2".into(),
+                    read_queue_nums: queues,
+                    write_queue_nums: queues,
+                    perm,
+                    order: false,
+                }),
+            })
+            .await
+            .expect("transport")
+            .into_inner();
+        assert_eq!(
+            code(&resp.status),
+            ResponseCode::IllegalArgument,
+            "{resp:?}"
+        );
+    }
+
+    // A UNIQ_KEY at the limit is fine, and the group serves on, on every replica.
+    let at_limit = send_raw(
+        &mut client,
+        edited("Limits", |m| {
+            m.properties.insert("UNIQ_KEY".into(), "k".repeat(128));
+        }),
+    )
+    .await;
+    assert_eq!(code(&at_limit.status), ResponseCode::Ok);
+    let settled = group.settled().await;
+    for i in 0..3 {
+        let mut c = group.client(i).await;
+        assert_eq!(
+            pull_all(&mut c, "Limits", 0, 0).await.len(),
+            2,
+            "replica {i}"
+        );
+    }
+
+    // And a restart of the whole group on its data is no crash loop.
+    for node in &mut group.nodes {
+        node.kill9();
+    }
+    for i in 0..3 {
+        group.restart(i);
+    }
+    let leader = group.leader().await;
+    let mut client = group.client(leader).await;
+    send(&mut client, "Limits", "after the restart")
+        .await
+        .expect("send after the restart");
+    let after = group.settled().await;
+    assert!(after.0 > settled.0);
+}
+
 #[test]
 fn a_bad_config_value_fails_startup_with_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();

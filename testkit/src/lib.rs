@@ -35,6 +35,39 @@ where
     }
 }
 
+/// Waits until `observe` gives the same value (`Some`) for every one of `replicas`, polling
+/// every 20 ms; returns it. After `timeout` it panics naming `what` and what each replica
+/// showed last, so a test that waits for replicas to agree says how they disagreed.
+pub async fn wait_until_equal<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    replicas: &[usize],
+    mut observe: F,
+) -> T
+where
+    T: PartialEq + Clone + std::fmt::Debug,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut seen = Vec::with_capacity(replicas.len());
+        for &i in replicas {
+            seen.push((i, observe(i).await));
+        }
+        if let Some((_, Some(first))) = seen.first() {
+            if seen.iter().all(|(_, v)| v.as_ref() == Some(first)) {
+                return first.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; last seen (replica, value): {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// First port handed out; the range stays below the kernel's ephemeral range (32768 and up).
 const FIRST: u32 = 20_000;
 /// Ports in the range.

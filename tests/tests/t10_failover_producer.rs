@@ -4,16 +4,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use client::bench::{decode_body, encode_body};
-use client::{
-    Admin, ClientOptions, Cluster, Message, MessageQueue, Producer, ProducerConfig, PullConsumer,
-    PullStatus, SendResult,
-};
+use client::bench::encode_body;
+use client::{Admin, Message, Producer, ProducerConfig};
+use common::acked::{check_exactly_once_in_order, read_topic, Acked};
 use common::{create_topic, longest_gap, run_id, System};
-use proto::v1::StoredMessage;
 use tokio::task::JoinSet;
 
 const TOPIC: &str = "T10Failover";
@@ -24,16 +20,6 @@ const IN_FLIGHT: usize = 16;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A generous bound on the longest pause between two acknowledgements (the failover).
 const MAX_GAP: Duration = Duration::from_secs(5);
-
-/// One acknowledged send.
-struct Acked {
-    seq: u64,
-    /// When the send was handed to the producer (its request starts at or after this).
-    issued: Instant,
-    /// When its acknowledgement arrived.
-    acked: Instant,
-    result: SendResult,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_messages_survive_a_leader_kill_exactly_once() {
@@ -116,129 +102,8 @@ async fn acked_messages_survive_a_leader_kill_exactly_once() {
     );
     assert!(gap < MAX_GAP, "the producer stalled for {gap:?}");
 
-    let stored = read_topic(&namesrv).await;
-    check_exactly_once_in_order(run, &acked, &stored);
+    let stored = read_topic(&namesrv, TOPIC, QUEUES).await;
+    let stored_unacked = check_exactly_once_in_order("t10", run, MESSAGES, &acked, &stored);
+    assert_eq!(stored_unacked, 0, "stored messages that were not acked");
     println!("t10: passed in {:?}", started.elapsed());
-}
-
-/// Every message of every queue of the topic, read from offset 0 to the end.
-async fn read_topic(namesrv: &str) -> BTreeMap<MessageQueue, Vec<StoredMessage>> {
-    let cluster = Cluster::connect(namesrv, ClientOptions::default())
-        .await
-        .expect("reader");
-    let consumer = PullConsumer::new(cluster, "t10_reader");
-    let queues = consumer.queues(TOPIC).await.expect("queues");
-    assert_eq!(queues.len(), QUEUES as usize, "queues routed: {queues:?}");
-    let mut stored = BTreeMap::new();
-    for queue in queues {
-        let end = consumer.queue_offsets(&queue).await.expect("offsets").max;
-        let mut messages = Vec::new();
-        let mut offset = 0;
-        while offset < end {
-            let pulled = consumer
-                .pull(&queue, offset, 256, Duration::ZERO)
-                .await
-                .unwrap_or_else(|e| panic!("pull {queue} at {offset}: {e}"));
-            match pulled.status {
-                PullStatus::Found => {
-                    assert!(pulled.next_begin_offset > offset, "pull did not advance");
-                    offset = pulled.next_begin_offset;
-                    messages.extend(pulled.messages);
-                }
-                other => panic!("pull {queue} at {offset} of {end}: {other:?}"),
-            }
-        }
-        stored.insert(queue, messages);
-    }
-    stored
-}
-
-/// Every acknowledged message is stored exactly once, at the queue and offset its
-/// acknowledgement named; nothing else is stored; and a message acknowledged before
-/// another was sent is stored before it in their queue.
-fn check_exactly_once_in_order(
-    run: u64,
-    acked: &[Acked],
-    stored: &BTreeMap<MessageQueue, Vec<StoredMessage>>,
-) {
-    let mut copies: HashMap<u64, Vec<(MessageQueue, u64)>> = HashMap::new();
-    let mut unexpected = Vec::new();
-    let mut uniq_keys = HashSet::new();
-    for (queue, messages) in stored {
-        for (i, m) in messages.iter().enumerate() {
-            assert_eq!(m.queue_offset, i as u64, "offsets of {queue} are not dense");
-            // The key a retried copy is recognised by travels with the message.
-            let key = m.properties.get(client::message::UNIQ_KEY);
-            assert!(
-                key.is_some_and(|k| uniq_keys.insert(k.clone())),
-                "{queue}@{i}: UNIQ_KEY missing or repeated: {key:?}"
-            );
-            match decode_body(&m.body) {
-                Some((r, seq)) if r == run && seq < MESSAGES => copies
-                    .entry(seq)
-                    .or_default()
-                    .push((queue.clone(), m.queue_offset)),
-                other => unexpected.push((queue.clone(), m.queue_offset, other)),
-            }
-        }
-    }
-    assert!(
-        unexpected.is_empty(),
-        "{} messages not sent by this run, first: {:?}",
-        unexpected.len(),
-        unexpected.first()
-    );
-    let duplicates: Vec<_> = copies.iter().filter(|(_, c)| c.len() > 1).collect();
-    assert!(
-        duplicates.is_empty(),
-        "{} messages stored more than once, e.g. {:?}",
-        duplicates.len(),
-        duplicates.first()
-    );
-    for a in acked {
-        let at = (a.result.queue.clone(), a.result.queue_offset);
-        match copies.get(&a.seq).map(Vec::as_slice) {
-            Some([found]) => assert_eq!(*found, at, "message {} acked at {at:?}", a.seq),
-            _ => panic!("acked message {} ({at:?}) is lost", a.seq),
-        }
-    }
-    assert_eq!(
-        copies.len(),
-        acked.len(),
-        "stored messages that were not acked"
-    );
-
-    // Per queue, walking offsets from the end: a message stored after `b` must not have been
-    // acknowledged before `b` was issued.
-    let mut by_queue: BTreeMap<&MessageQueue, Vec<&Acked>> = BTreeMap::new();
-    for a in acked {
-        by_queue.entry(&a.result.queue).or_default().push(a);
-    }
-    let mut reordered_seqs = 0;
-    for (queue, mut sends) in by_queue {
-        sends.sort_by_key(|a| a.result.queue_offset);
-        reordered_seqs += sends.windows(2).filter(|w| w[0].seq > w[1].seq).count();
-        let mut earliest_ack_after: Option<&Acked> = None;
-        for b in sends.iter().rev() {
-            if let Some(a) = earliest_ack_after {
-                assert!(
-                    a.acked >= b.issued,
-                    "{queue}: message {} (offset {}) was acknowledged before message {} \
-                     (offset {}) was sent, yet is stored after it",
-                    a.seq,
-                    a.result.queue_offset,
-                    b.seq,
-                    b.result.queue_offset
-                );
-            }
-            if earliest_ack_after.is_none_or(|a| b.acked < a.acked) {
-                earliest_ack_after = Some(b);
-            }
-        }
-    }
-    println!(
-        "t10: {} messages stored exactly once; {reordered_seqs} neighbours in a queue were \
-         sent concurrently and stored in the other order",
-        acked.len()
-    );
 }

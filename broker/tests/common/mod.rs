@@ -180,6 +180,31 @@ impl Group {
     }
 }
 
+impl Group {
+    /// Waits until every running replica has applied the same entry and shows the same state
+    /// digest there; returns that entry's index and the digest.
+    pub async fn settled(&self) -> (u64, String) {
+        let live: Vec<usize> = (0..3).filter(|&i| self.nodes[i].is_running()).collect();
+        raftmq_testkit::wait_until_equal(
+            "every live replica at the same applied index with the same digest",
+            Duration::from_secs(30),
+            &live,
+            |i| async move {
+                let status = self
+                    .client(i)
+                    .await
+                    .broker_status(pb::BrokerStatusRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                let digest = status.state_digest?;
+                Some((digest.applied?.index, digest.digest))
+            },
+        )
+        .await
+    }
+}
+
 fn log_file(dir: &tempfile::TempDir, i: usize) -> std::fs::File {
     std::fs::OpenOptions::new()
         .create(true)

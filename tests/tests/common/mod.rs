@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod acked;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -455,6 +457,15 @@ impl System {
         self.brokers[i].kill9();
     }
 
+    /// SIGTERM to every replica, the leader last: stopping the leader first would have the
+    /// others elect a new one, whose first entries only some of them would get.
+    pub async fn terminate_all(&mut self) {
+        let leader = self.leader().await;
+        for i in (0..3).filter(|&i| i != leader).chain([leader]) {
+            self.brokers[i].terminate();
+        }
+    }
+
     /// SIGSTOP of replica `i`: it stays connected but answers nothing.
     pub fn pause_broker(&self, i: usize) {
         self.brokers[i].signal(libc::SIGSTOP);
@@ -469,21 +480,13 @@ impl System {
     /// digest there; returns that entry's index and the digest.
     pub async fn settled(&self) -> (u64, String) {
         let live: Vec<usize> = (0..3).filter(|&i| self.brokers[i].is_running()).collect();
-        wait_for(
+        raftmq_testkit::wait_until_equal(
             "every live replica at the same applied index with the same digest",
             Duration::from_secs(30),
-            || async {
-                let mut seen: Option<(u64, String)> = None;
-                for &i in &live {
-                    let status = broker_status(&self.broker_addrs[i]).await?;
-                    let digest = status.state_digest?;
-                    let here = (digest.applied?.index, digest.digest);
-                    if seen.as_ref().is_some_and(|s| *s != here) {
-                        return None;
-                    }
-                    seen = Some(here);
-                }
-                seen
+            &live,
+            |i| async move {
+                let digest = broker_status(&self.broker_addrs[i]).await?.state_digest?;
+                Some((digest.applied?.index, digest.digest))
             },
         )
         .await
@@ -642,4 +645,52 @@ pub async fn run_tool(name: &str, args: &[&str]) -> ToolRun {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// Opens the stopped replicas' commitlogs (`dirs`) and checks they hold the same entries,
+/// index by index (term, kind and body), up to the end of the longest: every replica has
+/// caught up, so none may be shorter, and no two may differ anywhere. Returns the last index.
+pub fn assert_logs_identical(dirs: &[PathBuf]) -> u64 {
+    let stores: Vec<raft_log::LogStore> = dirs
+        .iter()
+        .map(|d| {
+            raft_log::LogStore::open(raft_log::LogConfig::new(d).segment_size(4 << 20))
+                .unwrap_or_else(|e| panic!("open {}: {e}", d.display()))
+        })
+        .collect();
+    let lasts: Vec<Option<u64>> = stores
+        .iter()
+        .map(|s| s.last_log_id().map(|l| l.index))
+        .collect();
+    let last = lasts.iter().flatten().max().copied().unwrap_or(0);
+    assert!(
+        lasts.iter().all(|l| *l == Some(last)),
+        "the replicas' logs end at different indexes: {lasts:?}"
+    );
+    let first = stores
+        .iter()
+        .filter_map(|s| s.first_index())
+        .max()
+        .unwrap_or(0);
+    for index in first..=last {
+        let entries: Vec<raft_log::Entry> = stores
+            .iter()
+            .map(|s| {
+                s.read(index)
+                    .unwrap_or_else(|e| panic!("read {index}: {e}"))
+            })
+            .collect();
+        for (i, e) in entries.iter().enumerate().skip(1) {
+            assert!(
+                e.term == entries[0].term && e.kind == entries[0].kind && e.body == entries[0].body,
+                "entry {index} differs between replica 0 (term {}, {} bytes) and replica {i} \
+                 (term {}, {} bytes)",
+                entries[0].term,
+                entries[0].body.len(),
+                e.term,
+                e.body.len()
+            );
+        }
+    }
+    last
 }
