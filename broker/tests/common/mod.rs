@@ -40,6 +40,24 @@ impl BrokerProcess {
         self.child.is_some()
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGSTOP: the process keeps its connections but answers nothing.
+    pub fn pause(&self) {
+        if let Some(pid) = self.pid() {
+            unsafe_kill(pid as i32, libc::SIGSTOP);
+        }
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        if let Some(pid) = self.pid() {
+            unsafe_kill(pid as i32, libc::SIGCONT);
+        }
+    }
+
     /// SIGTERM and wait for the exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
