@@ -681,7 +681,11 @@ impl LogStore {
                 len,
                 why: "before the first segment",
             })?;
-        if position < seg.base() + SEGMENT_HEADER_LEN || position + len > seg.end_position() {
+        let inside = position >= seg.base() + SEGMENT_HEADER_LEN
+            && position
+                .checked_add(len)
+                .is_some_and(|end| end <= seg.end_position());
+        if !inside {
             return Err(Error::BadPosition {
                 position,
                 len,
@@ -1189,6 +1193,44 @@ mod tests {
             assert_eq!(s.read_entry_at(e.position).unwrap().index, e.index);
         }
         assert!(matches!(s.read(101), Err(Error::IndexOutOfRange { .. })));
+    }
+
+    #[test]
+    fn reads_by_position_refuse_what_lies_outside_and_find_their_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 4096);
+        for i in 1..=30u64 {
+            let a = s.append(&[entry(i, &[i as u8; 200])]).unwrap();
+            s.wait_flushed(a.seq).unwrap();
+        }
+        let e = s.read(17).unwrap();
+        assert_eq!(
+            &s.read_at(e.position, 8).unwrap()[..],
+            &s.read_at(e.position, 8).unwrap()[..]
+        );
+        // Positions and lengths from the network: past the end, overflowing, before the
+        // first segment's data. Errors, never a panic.
+        for (position, len) in [
+            (u64::MAX, 4),
+            (u64::MAX - 2, 4),
+            (e.position, u64::MAX),
+            (e.position, u64::MAX - e.position + 1),
+            (0, 4),
+            (1 << 40, 1),
+        ] {
+            assert!(s.read_at(position, len).is_err(), "{position} + {len}");
+        }
+        // The entry holding a position inside its bytes, and none past the written data.
+        let body_byte = e.position + 60;
+        assert_eq!(
+            s.entry_holding(body_byte),
+            Some(LogId {
+                index: 17,
+                term: e.term
+            })
+        );
+        assert_eq!(s.entry_holding(e.position).map(|l| l.index), Some(17));
+        assert_eq!(s.entry_holding(u64::MAX), None);
     }
 
     #[test]
