@@ -112,6 +112,22 @@ fn t43_unknown_key_is_a_warning_not_an_error() {
     );
 }
 
+#[test]
+fn t46_logs_to_a_pipe_or_file_carry_no_colour_codes() {
+    // stderr is a pipe here, as it is a log file under mqcluster: no terminal to colour for.
+    let out = run_to_exit(&["-p", "--set", "brokerExpiryMS=1"]);
+    assert!(
+        out.stderr.contains(" WARN "),
+        "a logged line: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("\x1b["),
+        "colour codes: {:?}",
+        out.stderr
+    );
+}
+
 #[tokio::test]
 async fn t44_sigterm_stops_gracefully_with_status_0_even_with_a_watcher() {
     let mut namesrv = Namesrv::start(&[]);

@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         Err(e) => return cli::usage_error("mqadmin", e),
     };
     // Quiet unless asked: errors reach the user as the one `mqadmin:` line.
-    cli::init_logging("off");
+    raftmq_properties::process::init_logging("off");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
