@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use broker::node::BrokerNode;
+use broker::raft::network::QUIET_OPENRAFT_REPLICATION;
 use broker::BrokerConfig;
 use clap::Parser;
 use raftmq_properties::process::{init_logging, ServerArgs};
@@ -33,7 +34,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging("info");
+    init_logging(&format!("info,{QUIET_OPENRAFT_REPLICATION}"));
 
     let overrides = args
         .server
