@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the command failed (one line `mqadmin: ...` on stderr),
 //! 2 bad usage (one line on stderr; `--help` shows the usage).
 
+mod body;
 mod cluster;
 mod consumer;
 mod message;
