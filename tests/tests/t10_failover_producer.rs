@@ -8,11 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use client::bench::{decode_body, encode_body};
-use client::{
-    Admin, ClientOptions, Cluster, Message, MessageQueue, Producer, ProducerConfig, PullConsumer,
-    PullStatus, SendResult,
-};
-use common::{create_topic, longest_gap, run_id, System};
+use client::{Admin, Message, MessageQueue, Producer, ProducerConfig, SendResult};
+use common::{create_topic, longest_gap, read_topic, run_id, System};
 use proto::v1::StoredMessage;
 use tokio::task::JoinSet;
 
@@ -116,41 +113,9 @@ async fn acked_messages_survive_a_leader_kill_exactly_once() {
     );
     assert!(gap < MAX_GAP, "the producer stalled for {gap:?}");
 
-    let stored = read_topic(&namesrv).await;
+    let stored = read_topic(&namesrv, TOPIC, QUEUES).await;
     check_exactly_once_in_order(run, &acked, &stored);
     println!("t10: passed in {:?}", started.elapsed());
-}
-
-/// Every message of every queue of the topic, read from offset 0 to the end.
-async fn read_topic(namesrv: &str) -> BTreeMap<MessageQueue, Vec<StoredMessage>> {
-    let cluster = Cluster::connect(namesrv, ClientOptions::default())
-        .await
-        .expect("reader");
-    let consumer = PullConsumer::new(cluster, "t10_reader");
-    let queues = consumer.queues(TOPIC).await.expect("queues");
-    assert_eq!(queues.len(), QUEUES as usize, "queues routed: {queues:?}");
-    let mut stored = BTreeMap::new();
-    for queue in queues {
-        let end = consumer.queue_offsets(&queue).await.expect("offsets").max;
-        let mut messages = Vec::new();
-        let mut offset = 0;
-        while offset < end {
-            let pulled = consumer
-                .pull(&queue, offset, 256, Duration::ZERO)
-                .await
-                .unwrap_or_else(|e| panic!("pull {queue} at {offset}: {e}"));
-            match pulled.status {
-                PullStatus::Found => {
-                    assert!(pulled.next_begin_offset > offset, "pull did not advance");
-                    offset = pulled.next_begin_offset;
-                    messages.extend(pulled.messages);
-                }
-                other => panic!("pull {queue} at {offset} of {end}: {other:?}"),
-            }
-        }
-        stored.insert(queue, messages);
-    }
-    stored
 }
 
 /// Every acknowledged message is stored exactly once, at the queue and offset its

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -161,6 +162,14 @@ impl Process {
     /// Whether it was started and not killed or stopped since.
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// Sends `signal` to it while it runs (SIGSTOP and SIGCONT freeze and thaw it: its
+    /// sockets stay open, nothing answers).
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            send_signal(libc::pid_t::try_from(pid).expect("pid fits pid_t"), signal);
+        }
     }
 
     /// `kill -9` and reap.
@@ -497,6 +506,43 @@ pub async fn create_topic(admin: &client::Admin, topic: &str, queues: u32) {
         },
     )
     .await;
+}
+
+/// Every message of every queue of `topic` (which has `queues` queues), read from offset 0 to
+/// the end with the client's `PullConsumer`.
+pub async fn read_topic(
+    namesrv: &str,
+    topic: &str,
+    queues: u32,
+) -> BTreeMap<client::MessageQueue, Vec<pb::StoredMessage>> {
+    let cluster = client::Cluster::connect(namesrv, client::ClientOptions::default())
+        .await
+        .expect("reader");
+    let consumer = client::PullConsumer::new(cluster, "test_reader");
+    let routed = consumer.queues(topic).await.expect("queues");
+    assert_eq!(routed.len(), queues as usize, "queues routed: {routed:?}");
+    let mut stored = BTreeMap::new();
+    for queue in routed {
+        let end = consumer.queue_offsets(&queue).await.expect("offsets").max;
+        let mut messages = Vec::new();
+        let mut offset = 0;
+        while offset < end {
+            let pulled = consumer
+                .pull(&queue, offset, 256, Duration::ZERO)
+                .await
+                .unwrap_or_else(|e| panic!("pull {queue} at {offset}: {e}"));
+            match pulled.status {
+                client::PullStatus::Found => {
+                    assert!(pulled.next_begin_offset > offset, "pull did not advance");
+                    offset = pulled.next_begin_offset;
+                    messages.extend(pulled.messages);
+                }
+                other => panic!("pull {queue} at {offset} of {end}: {other:?}"),
+            }
+        }
+        stored.insert(queue, messages);
+    }
+    stored
 }
 
 /// What a tool run printed and how it exited.
