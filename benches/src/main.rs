@@ -25,7 +25,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use proto::v1 as pb;
 use proto::{PERM_READ, PERM_WRITE};
-use tracing_subscriber::EnvFilter;
 
 use group::{BrokerGroup, Flush, GroupSettings, Role};
 use load::{LoadOptions, LoadShape};
@@ -134,12 +133,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    raftmq_properties::process::init_logging("warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_workers.max(1))
         .enable_all()

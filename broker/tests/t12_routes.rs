@@ -1,6 +1,7 @@
 //! The nameserver tracks the group's leader: after kill -9 of the leader, the route names the
-//! new leader with a higher term, and a stale registration from the old leader (lower term)
-//! does not replace it.
+//! new leader with a higher term and no longer lists the dead one (long before its heartbeat
+//! timeout), each survivor keeps its brokerId but the new leader's 0, and a stale registration
+//! from the old leader (lower term) does not replace the new one.
 
 mod common;
 
@@ -50,9 +51,10 @@ async fn group_route(client: &mut NameServiceClient<Channel>) -> Option<pb::Grou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_route_follows_the_leader_and_ignores_a_stale_one() {
     let (ns_addr, _stop) = start_nameserver().await;
+    // Heartbeats 1 s apart, so a dead member expires only after 5 s.
     let mut group = Group::start(&[
         &format!("namesrvAddr={ns_addr}"),
-        "registerNameServerPeriod=200",
+        "registerNameServerPeriod=1000",
     ]);
     let mut ns = name_service(&ns_addr);
 
@@ -70,8 +72,18 @@ async fn the_route_follows_the_leader_and_ignores_a_stale_one() {
     )
     .await;
     assert_eq!(first.leader_addr, group.nodes[leader].client_addr);
+    let ids = |g: &pb::GroupRoute| -> Vec<(u64, u64)> {
+        let mut ids: Vec<(u64, u64)> = g.members.iter().map(|m| (m.node_id, m.broker_id)).collect();
+        ids.sort_unstable();
+        ids
+    };
+    let want: Vec<(u64, u64)> = (0..3)
+        .map(|n| (n, if n == leader as u64 { 0 } else { n + 1 }))
+        .collect();
+    assert_eq!(ids(&first), want);
 
     group.nodes[leader].kill9();
+    let killed = std::time::Instant::now();
     let new_leader = group.leader().await;
     let second = wait_for(
         "the route to name the new leader",
@@ -92,6 +104,17 @@ async fn the_route_follows_the_leader_and_ignores_a_stale_one() {
         first.term
     );
     assert_eq!(second.leader_addr, group.nodes[new_leader].client_addr);
+    // The dead leader left with the election, not with its heartbeat timeout.
+    let survivors: Vec<(u64, u64)> = (0..3u64)
+        .filter(|&n| n != leader as u64)
+        .map(|n| (n, if n == new_leader as u64 { 0 } else { n + 1 }))
+        .collect();
+    assert_eq!(
+        ids(&second),
+        survivors,
+        "{:?} after the kill",
+        killed.elapsed()
+    );
 
     // The old leader, back from the dead with its old term, claims leadership: refused.
     let stale = pb::RegisterBrokerRequest {

@@ -2,6 +2,7 @@
 //! progress, messages by id. Writes go to every concerned group's leader.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use futures::future::join_all;
 use proto::v1::{self as pb, ResponseCode, StoredMessage, TopicConfig};
@@ -46,8 +47,13 @@ pub struct QueueLag {
     pub consumer_offset: u64,
     /// Messages not consumed yet: `broker_offset - consumer_offset`.
     pub lag: u64,
-    /// When the offset was last committed, ms since the Unix epoch; 0 = unknown.
+    /// When the offset was last committed, ms since the Unix epoch, as the broker reports it;
+    /// 0 = unknown.
     pub last_commit_timestamp_ms: i64,
+    /// When the last consumed message (the one before `consumer_offset`) was stored, ms since
+    /// the Unix epoch: how far consumption has got in time (RocketMQ's `#LastTime`). 0 = the
+    /// group consumed nothing there yet, or that message is no longer retained.
+    pub last_consumed_store_timestamp_ms: i64,
 }
 
 /// A group a topic change was applied to.
@@ -255,8 +261,14 @@ impl Admin {
                     consumer_offset: s.consumer_offset,
                     lag: s.broker_offset.saturating_sub(s.consumer_offset),
                     last_commit_timestamp_ms: s.last_commit_timestamp_ms,
+                    last_consumed_store_timestamp_ms: 0,
                 });
             }
+        }
+        let reader = PullConsumer::new(self.cluster.clone(), group);
+        let stored = join_all(rows.iter().map(|r| last_consumed_store_time(&reader, r))).await;
+        for (row, at) in rows.iter_mut().zip(stored) {
+            row.last_consumed_store_timestamp_ms = at;
         }
         if rows.is_empty() {
             return Err(ClientError::Refused {
@@ -415,6 +427,25 @@ impl Admin {
                 total: groups.len(),
                 detail: failed.join("; "),
             })
+        }
+    }
+}
+/// When the message before `lag.consumer_offset` was stored, read back from its queue; 0 when
+/// there is none or it cannot be read (the column is informational: it never fails the
+/// command).
+async fn last_consumed_store_time(reader: &PullConsumer, lag: &QueueLag) -> i64 {
+    let Some(offset) = lag.consumer_offset.checked_sub(1) else {
+        return 0;
+    };
+    match reader.pull(&lag.queue, offset, 1, Duration::ZERO).await {
+        Ok(pulled) => pulled
+            .messages
+            .first()
+            .filter(|m| m.queue_offset == offset)
+            .map_or(0, |m| m.store_timestamp_ms),
+        Err(e) => {
+            tracing::debug!(queue = %lag.queue, offset, error = %e, "last consumed message unreadable");
+            0
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What `mqadmin` and `mqbench` share: how they report bad usage and failures (one line
-//! on stderr; exit 2 for usage, 1 for failures), read `-n`, and set up logging.
+//! on stderr; exit 2 for usage, 1 for failures) and read `-n`. They log through
+//! [`raftmq_properties::process::init_logging`], as the servers do.
 
 use std::process::ExitCode;
 
@@ -43,17 +44,6 @@ pub fn usage_error(tool: &str, e: clap::Error) -> ExitCode {
 pub fn failure(tool: &str, message: &str) -> ExitCode {
     eprintln!("{tool}: {}", message.replace('\n', " "));
     ExitCode::from(EXIT_FAILURE)
-}
-
-/// Logs to stderr, filtered by `RUST_LOG`, else by `default_filter`.
-pub fn init_logging(default_filter: &str) {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .init();
 }
 
 /// The first paragraph of a clap message on one line, without its "error: " prefix

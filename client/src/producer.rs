@@ -18,7 +18,7 @@ use crate::error::ClientError;
 use crate::message::{Message, MessageQueue, SendResult, SendStatus};
 use crate::nameserver::{refused, status_code};
 use crate::queue_selector::QueueSelector;
-use crate::retry::{AttemptOutcome, NextStep, RetryPolicy, RetryState};
+use crate::retry::{self, AttemptOutcome, NextStep, RetryPolicy, RetryState};
 use crate::route_table::RouteTable;
 use crate::transport::ClientOptions;
 
@@ -33,7 +33,9 @@ const PROBE_AFTER: Duration = Duration::from_millis(500);
 pub struct ProducerConfig {
     /// Producer group, informational (RocketMQ `producerGroup`).
     pub group: String,
-    /// Time one send may take, retries included (RocketMQ `sendMsgTimeout`, 3 s).
+    /// Time one send may take, retries included (RocketMQ `sendMsgTimeout`, 3 s). Each attempt
+    /// gets a share of it ([`retry::attempt_timeout`]), so an unanswered one leaves time to
+    /// retry on a new leader.
     pub send_timeout: Duration,
     /// Retry rules (RocketMQ `retryTimesWhenSendFailed` = 2).
     pub retry: RetryPolicy,
@@ -204,12 +206,17 @@ impl Producer {
                 producer_group: config.group.clone(),
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let reply = cluster.send(&current.addr, request, remaining).await;
+            let timeout = retry::attempt_timeout(config.send_timeout, remaining);
+            let reply = cluster.send(&current.addr, request, timeout).await;
 
             let (outcome, error) = match reply {
                 Ok(reply) => {
                     let code = status_code(&reply.status);
-                    if let Some(status) = SendStatus::from_code(code) {
+                    // A stored status comes with a result per message; without them the
+                    // broker stopped waiting for its entry (see `retry::unconfirmed`).
+                    let stored = SendStatus::from_code(code)
+                        .filter(|_| code == ResponseCode::Ok || !reply.results.is_empty());
+                    if let Some(status) = stored {
                         self.lock_selector().restore(&current.broker_name);
                         if routeless {
                             self.refresh_route_later(topic);
@@ -229,9 +236,9 @@ impl Producer {
                                     .filter(|a| !a.is_empty() && *a != current.addr),
                             }
                         }
-                        ResponseCode::ServiceNotAvailable => AttemptOutcome::Unavailable {
-                            maybe_stored: false,
-                        },
+                        code if retry::unconfirmed(code) => {
+                            AttemptOutcome::Unavailable { maybe_stored: true }
+                        }
                         ResponseCode::TopicNotExist => {
                             let remark = match &error {
                                 ClientError::Refused { remark, .. } => remark.clone(),
@@ -260,7 +267,12 @@ impl Producer {
                 step = NextStep::GiveUp;
             }
             tracing::debug!(%topic, addr = %current.addr, error = %error, ?step, "send attempt failed");
-            let transport_failure = matches!(error, ClientError::Transport { .. });
+            // No answer at all: a broken connection, or an attempt that ran out of time (a
+            // frozen leader keeps its connections open and answers nothing).
+            let unanswered = matches!(
+                error,
+                ClientError::Transport { .. } | ClientError::Timeout { .. }
+            );
             match step {
                 NextStep::Done => unreachable!("a stored reply returned above"),
                 NextStep::GiveUp => {
@@ -294,14 +306,14 @@ impl Producer {
                     avoid = Some(current.broker_name);
                 }
                 NextStep::WaitThenRetry => {
-                    // A leader that cannot be reached is gone until a new one is elected:
-                    // the route announces it, and meanwhile the group's other replicas can
-                    // tell (they serve the send if they lead, or point at who does). One
-                    // that answered "unavailable" may recover in place.
+                    // A leader that cannot be reached or does not answer is gone until a new
+                    // one is elected: the route announces it, and meanwhile the group's other
+                    // replicas can tell (they serve the send if they lead, or point at who
+                    // does). One that answered "unavailable" may recover in place.
                     let routes = cluster.routes();
                     let members = routes.read(|t| t.member_addrs(&current.broker_name));
                     let probe = next_replica(&members, &current.addr);
-                    let pause = match (transport_failure, probe != current.addr) {
+                    let pause = match (unanswered, probe != current.addr) {
                         (true, true) => PROBE_AFTER,
                         (true, false) => config.send_timeout,
                         (false, _) => UNAVAILABLE_BACKOFF * state.failures,
@@ -312,7 +324,7 @@ impl Producer {
                         .await
                     {
                         Some(leader) => leader,
-                        None if transport_failure => probe,
+                        None if unanswered => probe,
                         None => current.addr.clone(),
                     };
                     target = Some(Target { addr, ..current });

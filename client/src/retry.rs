@@ -9,10 +9,45 @@
 //! - "Unavailable" (connection refused, `SERVICE_NOT_AVAILABLE`) is a failure: the send
 //!   moves to another group's queue when the topic has one, else waits for its group's
 //!   leader to change (a failover) and retries.
-//! - A send whose request may have reached the broker (connection broken mid-request,
-//!   timeout) is retried only when the policy allows it: a retry can store the message
-//!   twice. raftmq's default is not to, so acknowledged-once sends stay duplicate-free.
+//! - A send whose request may have reached the broker is retried, on the same queue, only
+//!   when the policy allows it (it does by default: the broker recognises a retried copy by
+//!   its `UNIQ_KEY` and stores it once). That is a connection broken mid-request; an attempt
+//!   left unanswered for its share of the send timeout ([`attempt_timeout`]: a leader that
+//!   froze keeps its connections open and answers nothing, so only time tells); and an answer
+//!   that gave up waiting without per-message results ([`unconfirmed`]: the entry may still
+//!   commit). The retry goes to whichever replica leads the group by then.
 //! - Anything else (illegal message, no permission, unknown topic) is final.
+
+use std::time::Duration;
+
+use proto::v1::ResponseCode;
+
+/// The least time one attempt of a send is given (a loaded broker can take hundreds of
+/// milliseconds to answer a batch).
+pub const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long one attempt of a send waits for its answer: a third of the send timeout, at least
+/// [`MIN_ATTEMPT_TIMEOUT`], and never longer than the `remaining` time of the send. An
+/// attempt that runs out may have been stored, and is retried on the group's current leader:
+/// with a 3 s send timeout a leader that froze costs 1 s, not the whole send.
+pub fn attempt_timeout(send_timeout: Duration, remaining: Duration) -> Duration {
+    (send_timeout / 3).max(MIN_ATTEMPT_TIMEOUT).min(remaining)
+}
+
+/// Whether a send answered `code` without a result per message may have been stored anyway:
+/// the broker stopped waiting for its entry (a quorum or an fsync did not confirm in time, or
+/// the leader lost its term with the entry in flight) and the entry may still commit. Such a
+/// send is retried like one whose answer was lost. (With its results, a `FLUSH_*_TIMEOUT` or
+/// `SLAVE_NOT_AVAILABLE` answer means stored, with less durability than asked.)
+pub fn unconfirmed(code: ResponseCode) -> bool {
+    matches!(
+        code,
+        ResponseCode::FlushSlaveTimeout
+            | ResponseCode::FlushDiskTimeout
+            | ResponseCode::SlaveNotAvailable
+            | ResponseCode::ServiceNotAvailable
+    )
+}
 
 /// How persistent a producer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +253,51 @@ mod tests {
             p.decide(&mut RetryState::default(), &lost_answer, true),
             NextStep::GiveUp
         );
+    }
+
+    #[test]
+    fn an_attempt_gets_a_third_of_the_send_timeout_but_at_least_a_second() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(attempt_timeout(s(3), s(3)), s(1));
+        assert_eq!(attempt_timeout(s(30), s(30)), s(10));
+        assert_eq!(
+            attempt_timeout(s(30), s(4)),
+            s(4),
+            "never past the send's deadline"
+        );
+        assert_eq!(
+            attempt_timeout(ms(1500), ms(1500)),
+            s(1),
+            "at least a second"
+        );
+        assert_eq!(attempt_timeout(ms(500), ms(500)), ms(500));
+        assert_eq!(attempt_timeout(s(3), Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn answers_that_gave_up_waiting_may_have_stored_the_message() {
+        for code in [
+            ResponseCode::FlushSlaveTimeout,
+            ResponseCode::FlushDiskTimeout,
+            ResponseCode::SlaveNotAvailable,
+            ResponseCode::ServiceNotAvailable,
+        ] {
+            assert!(unconfirmed(code), "{code:?}");
+        }
+        for code in [
+            ResponseCode::Ok,
+            ResponseCode::NotLeader,
+            ResponseCode::MessageIllegal,
+            ResponseCode::TopicNotExist,
+        ] {
+            assert!(!unconfirmed(code), "{code:?}");
+        }
+        // Such an answer is retried on the same queue until the send's retries run out.
+        let p = RetryPolicy::default();
+        let mut s = RetryState::default();
+        let timed_out = AttemptOutcome::Unavailable { maybe_stored: true };
+        assert_eq!(p.decide(&mut s, &timed_out, true), NextStep::WaitThenRetry);
     }
 
     #[test]

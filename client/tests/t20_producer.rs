@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use client::{ClientError, ClientOptions, Cluster, Message, Producer, ProducerConfig, SendStatus};
 use common::{group_route, FakeBroker, FakeCluster, FakeNameServer, GroupStore, Role};
+use proto::v1::ResponseCode;
 
 async fn producer(namesrv: &str) -> Producer {
     Producer::start(namesrv, ProducerConfig::default())
@@ -291,4 +292,42 @@ async fn t2b_without_news_from_the_nameserver_other_replicas_point_at_the_leader
     let before = b.send_requests.load(Ordering::Relaxed);
     p.send(Message::new("T", "next")).await.unwrap();
     assert_eq!(b.send_requests.load(Ordering::Relaxed), before);
+}
+
+#[tokio::test]
+async fn t2c_a_send_answered_without_results_is_retried_and_stored_once() {
+    let cluster = FakeCluster::start(&["broker-a"], Some(("T", 1))).await;
+    let store = cluster.store(0);
+    let p = producer(&cluster.namesrv.addr).await;
+    // The leader stores the message but its quorum does not confirm in time: the answer is
+    // FLUSH_SLAVE_TIMEOUT without results, so the send cannot tell where (or whether) it was
+    // stored. The retry carries the same UNIQ_KEY; the broker answers with the first copy.
+    store.unconfirmed_answers.store(1, Ordering::Relaxed);
+    let sent = p.send(Message::new("T", "once")).await.unwrap();
+    assert_eq!(sent.status, SendStatus::Ok);
+    assert_eq!(sent.queue_offset, 0);
+    assert_eq!(store.unconfirmed_answers.load(Ordering::Relaxed), 0);
+    let stored = store.queue("T", 0);
+    assert_eq!(stored.len(), 1, "stored once: {stored:?}");
+    assert_eq!(stored[0].msg_id, sent.msg_id);
+    assert_eq!(
+        store.stored_requests.load(Ordering::Relaxed),
+        2,
+        "one retry"
+    );
+
+    // Unconfirmed past the send timeout: a failure that says the message may be stored.
+    store.unconfirmed_answers.store(u64::MAX, Ordering::Relaxed);
+    let p = Producer::start(
+        &cluster.namesrv.addr,
+        ProducerConfig {
+            send_timeout: Duration::from_millis(1500),
+            ..ProducerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let err = p.send(Message::new("T", "unsure")).await.unwrap_err();
+    assert_eq!(err.code(), Some(ResponseCode::FlushSlaveTimeout), "{err}");
+    assert_eq!(store.queue("T", 0).len(), 2);
 }

@@ -274,3 +274,109 @@ async fn t43_mqbench_consumer_counts_what_it_consumes() {
         "{out}"
     );
 }
+
+/// A failed run's one-line error, after checking it exited 1 with nothing on stdout.
+fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).trim_end().to_owned();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+/// The value of `key` in mqadmin's `key : value` text.
+fn field_of(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(" : ")?;
+            (k.trim() == key).then(|| v.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t44_mqadmin_offsets_past_the_end_progress_times_and_binary_bodies() {
+    let cluster = FakeCluster::start(&["broker-a"], Some(("T", 1))).await;
+    let ns = cluster.namesrv.addr.as_str();
+    let producer = Producer::start(ns, ProducerConfig::default())
+        .await
+        .unwrap();
+    let queue = client::MessageQueue::new("T", "broker-a", 0);
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let sent = producer
+            .send_to_queue(vec![Message::new("T", format!("m{i}"))], &queue)
+            .await
+            .unwrap();
+        ids.push(sent[0].msg_id.clone());
+    }
+    let consume = |offset: &'static str| {
+        let args = ["consumeMessage", "-t", "T", "-b", "broker-a", "-q", "0"];
+        let mut args = args.to_vec();
+        args.extend(["-o", offset]);
+        args
+    };
+
+    // Past the end: an error naming the queue and its valid range, not an empty table.
+    let err = one_line_error(&run(MQADMIN, ns, &consume("999999")).await);
+    assert!(err.contains("OFFSET_OUT_OF_RANGE"), "{err}");
+    assert!(err.contains("offset 999999"), "{err}");
+    assert!(err.contains("T@broker-a#0; valid range [0, 10]"), "{err}");
+    // At the end: nothing there yet, which is no error.
+    let text = stdout(&run(MQADMIN, ns, &consume("10")).await);
+    assert!(text.starts_with("no new message"), "{text}");
+    let mut last_two = consume("8");
+    last_two.push("--json");
+    let found = json(&run(MQADMIN, ns, &last_two).await);
+    assert_eq!(found.as_array().map(Vec::len), Some(2), "{found}");
+    assert_eq!(found[1]["body"], "m9");
+
+    // consumerProgress shows when the last consumed message (offset 4) was stored.
+    let reader = client::PullConsumer::new(producer.cluster().clone(), "G");
+    reader.commit_offset(&queue, 5).await.unwrap();
+    let progress = json(&run(MQADMIN, ns, &["consumerProgress", "-g", "G", "--json"]).await);
+    let row = &progress["queues"][0];
+    assert_eq!(row["consumer_offset"], 5, "{progress}");
+    let fifth = stdout(&run(MQADMIN, ns, &["queryMsgById", "-i", &ids[4]]).await);
+    let stored = field_of(&fifth, "store_time");
+    assert_ne!(stored, "-");
+    assert_eq!(row["last_time"], stored.as_str(), "{progress}");
+
+    // A binary body never reaches the terminal raw.
+    let binary = b"\x1b]0;owned\x07\x1b[2J\xff\x00tail".to_vec();
+    let sent = producer
+        .send_to_queue(vec![Message::new("T", binary.clone())], &queue)
+        .await
+        .unwrap();
+    let id = sent[0].msg_id.as_str();
+    let text = stdout(&run(MQADMIN, ns, &["queryMsgById", "-i", id]).await);
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    let body = field_of(&text, "body");
+    assert!(
+        body.starts_with(&format!("<{} bytes, binary> 1b 5d 30 3b", binary.len())),
+        "{body}"
+    );
+    let hex = stdout(
+        &run(
+            MQADMIN,
+            ns,
+            &["queryMsgById", "-i", id, "--body-format", "hex"],
+        )
+        .await,
+    );
+    assert!(
+        hex.contains(
+            "00000000  1b 5d 30 3b 6f 77 6e 65 64 07 1b 5b 32 4a ff 00  |.]0;owned..[2J..|"
+        ),
+        "{hex}"
+    );
+    assert!(!hex.contains('\x1b'), "{hex:?}");
+    let found = json(&run(MQADMIN, ns, &["queryMsgById", "-i", id, "--json"]).await);
+    assert_eq!(found["body_encoding"], "hex");
+    assert_eq!(found["body"], "1b5d303b6f776e6564071b5b324aff007461696c");
+    let table = stdout(&run(MQADMIN, ns, &consume("10")).await);
+    assert!(
+        table.contains("<20 bytes, binary>") && !table.contains('\x1b'),
+        "{table:?}"
+    );
+}

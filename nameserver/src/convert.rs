@@ -80,17 +80,9 @@ pub(crate) fn group_route(group: &Group, now: Instant) -> pb::GroupRoute {
             .into_iter()
             .map(|member| {
                 let info = &member.info;
-                // A leader claim the table refused (a killed or partitioned old leader, until
-                // it expires or re-registers) must not show the master's brokerId next to the
-                // real leader's: show the id the replica has when it does not lead.
-                let superseded =
-                    info.broker_id == 0 && leader.is_none_or(|l| l.info.node_id != info.node_id);
                 pb::GroupMember {
-                    broker_id: if superseded {
-                        proto::broker_id(info.node_id, false)
-                    } else {
-                        info.broker_id
-                    },
+                    // Only the recorded leader shows 0 (the table's rule).
+                    broker_id: info.broker_id,
                     node_id: info.node_id,
                     broker_addr: info.broker_addr.clone(),
                     ha_addr: info.ha_addr.clone(),
@@ -286,19 +278,19 @@ mod tests {
     }
 
     #[test]
-    fn a_superseded_leader_does_not_show_the_masters_broker_id() {
+    fn a_refused_leader_claim_does_not_show_the_masters_broker_id() {
         let mut table = crate::route_table::RouteTable::new();
         let t0 = Instant::now();
-        // Node 1 leads in term 3; node 2 is elected in term 4 while node 1's last
-        // registration (brokerId 0, "leader in term 3") has not expired yet.
-        table.register(parse(request()).unwrap(), t0);
-        let newer = pb::RegisterBrokerRequest {
+        // Node 2 leads in term 4; node 1, cut off, still claims term 3 with brokerId 0.
+        let leader = pb::RegisterBrokerRequest {
             node_id: 2,
             broker_addr: "127.0.0.1:10912".into(),
             term: 4,
             ..request()
         };
-        let out = table.register(parse(newer).unwrap(), t0);
+        table.register(parse(leader).unwrap(), t0);
+        let out = table.register(parse(request()).unwrap(), t0);
+        assert!(!out.leader_accepted);
         let route = group_route(&out.group, t0);
         assert_eq!(route.leader_node_id, Some(2));
         let ids: Vec<(u64, u64)> = route
@@ -306,6 +298,6 @@ mod tests {
             .iter()
             .map(|m| (m.node_id, m.broker_id))
             .collect();
-        assert_eq!(ids, [(1, 2), (2, 0)]);
+        assert_eq!(ids, [(2, 0), (1, 2)]);
     }
 }

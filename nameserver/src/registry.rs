@@ -90,6 +90,13 @@ impl Registry {
         if leader_after.is_some() && leader_after != leader_before {
             info!(group = %name, node_id, %addr, term, "group leader recorded");
         }
+        for old in &outcome.superseded {
+            info!(
+                group = %name, node_id = old.node_id, addr = %old.broker_addr,
+                claimed_term = old.term, term,
+                "former leader dropped: a leader of a higher term registered"
+            );
+        }
         if claims_leadership && !outcome.leader_accepted {
             warn!(
                 group = %name, node_id, %addr, claimed_term = term,

@@ -57,12 +57,20 @@ pub async fn serve(
         .add_service(proto::NameServiceServer::new(RouteService::new(
             Arc::clone(&registry),
         )))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal)
+        .serve_with_incoming_shutdown(no_delay(listener), signal)
         .await;
     registry.close();
     // The task only ends by seeing the close; a panic in it has been logged by then.
     let _ = expiry.await;
     served.map_err(|source| Error::Serve { source })
+}
+
+/// The accepted connections of `listener`, with TCP_NODELAY. tonic applies
+/// `Server::tcp_nodelay` only to listeners it binds itself, not to `serve_with_incoming*`; with
+/// Nagle on, a reply written in pieces (headers, data, trailers) waited for the client's delayed
+/// ACK: ListTopics of 300 topics took 44 ms instead of about 1.
+fn no_delay(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Drops expired brokers every `interval` until the registry closes.

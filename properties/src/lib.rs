@@ -13,9 +13,11 @@
 //!    plus command-line overrides: bad values are errors ([`Error::InvalidValue`]), unknown,
 //!    ignored and repeated keys are [`Warning`]s handed back to the caller.
 //!
-//! [`value`] holds the small parsers that key tables are built from.
+//! [`value`] holds the small parsers that key tables are built from; [`process`] the
+//! command-line flags and logging set-up the raftmq processes share.
 
 mod error;
+pub mod process;
 mod schema;
 mod source;
 mod suggest;

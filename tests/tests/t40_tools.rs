@@ -160,6 +160,19 @@ async fn tools_walk_through_a_running_cluster() {
         .sum();
     assert_eq!(ends, 1, "topicStatus after one send: {status}");
 
+    // An offset past the end of the queue is an error with the valid range, not an empty table.
+    let queue = queue_id.to_string();
+    let past = mqadmin(
+        ns,
+        &["consumeMessage", "-t", TOPIC, "-q", &queue, "-o", "999999"],
+    )
+    .await;
+    let line = past.one_line_error("mqadmin", 1);
+    assert!(
+        line.contains("OFFSET_OUT_OF_RANGE") && line.contains("valid range [0, 1]"),
+        "{line}"
+    );
+
     // mqbench producer --record, then mqbench verify against the record.
     update_topic(ns, BENCH_TOPIC, "4").await;
     let record = system.dir().join("t40-bench.record");

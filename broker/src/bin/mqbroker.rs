@@ -1,12 +1,12 @@
 //! `mqbroker`: one replica of one broker group.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use broker::node::BrokerNode;
+use broker::raft::network::QUIET_OPENRAFT_REPLICATION;
 use broker::BrokerConfig;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use raftmq_properties::process::{init_logging, ServerArgs};
 
 // mimalloc: the broker allocates and frees small buffers per message on every thread (gRPC
 // frames, decoded messages); glibc's malloc showed up as a tenth of the leader's CPU.
@@ -24,34 +24,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     after_help = "Example:\n  mqbroker -c conf/dledger/broker-n0.properties\n  mqbroker -c conf/dledger/broker-n1.properties --set storePathRootDir=/tmp/n1"
 )]
 struct Args {
-    /// Broker property file (RocketMQ key names: brokerName, listenPort, dLegerPeers, ...).
-    #[arg(short = 'c', long = "config")]
-    config: Option<PathBuf>,
+    // -c, --set and -p, as mqnamesrv takes them.
+    #[command(flatten)]
+    server: ServerArgs,
     /// Name server address list, "host:port;host:port" (overrides namesrvAddr).
     #[arg(short = 'n', long = "namesrvAddr")]
     namesrv: Option<String>,
-    /// Override any key: --set key=value (repeatable; applied after the file).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
-    /// Print the effective configuration (every key, defaults included) and exit.
-    #[arg(short = 'p', long = "printConfigItem")]
-    print_config: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&format!("info,{QUIET_OPENRAFT_REPLICATION}"));
 
-    let mut overrides = args.set.clone();
-    if let Some(n) = &args.namesrv {
-        overrides.push(format!("namesrvAddr={n}"));
-    }
-    let (config, warnings) = match BrokerConfig::load(args.config.as_deref(), &overrides) {
+    let overrides = args
+        .server
+        .overrides(args.namesrv.as_ref().map(|n| format!("namesrvAddr={n}")));
+    let (config, warnings) = match BrokerConfig::load(args.server.config_file(), &overrides) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("mqbroker: {e}");
@@ -61,7 +49,7 @@ fn main() -> ExitCode {
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    if args.print_config {
+    if args.server.print_config {
         print!("{}", config.to_properties_text());
         return ExitCode::SUCCESS;
     }

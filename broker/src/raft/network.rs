@@ -12,6 +12,11 @@
 //! - no answer within the call's `hard_ttl`: [`RPCError::Timeout`];
 //! - any other transport failure or a malformed reply: [`RPCError::Network`], retried at once;
 //! - a Raft-level refusal (a snapshot chunk out of order): [`RPCError::RemoteError`].
+//!
+//! A peer that stops answering is logged once ("peer N unreachable: why") and once more when
+//! it answers again, whichever client saw it: openraft retries a dead peer every
+//! [`UNREACHABLE_BACKOFF`] and would otherwise log each failed retry itself (see
+//! [`QUIET_OPENRAFT_REPLICATION`]).
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -32,7 +37,7 @@ use proto::v1 as pb;
 use proto::RaftServiceClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::raft::convert;
 use crate::raft::failover::VoteRefusals;
@@ -61,6 +66,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// microseconds, so retrying this often is cheap.
 const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(150);
 
+/// `RUST_LOG`-style directives for a process's default log filter that silence openraft's own
+/// report of every failed replication RPC: with one peer of a group dead, the leader's
+/// `openraft::replication` logged a WARN and an ERROR, and its replication handler two WARNs,
+/// for each retry, about 33 lines a second. This module logs each peer's reachability once per
+/// change instead. (openraft's storage errors on that target are also reported by its core,
+/// which stops.) An explicit `RUST_LOG` replaces the whole default, these included.
+pub const QUIET_OPENRAFT_REPLICATION: &str =
+    "openraft::replication=off,openraft::engine::handler::replication_handler=error";
+
 /// The gRPC endpoint of a peer's replication port (`host:port`), tuned for Raft traffic: no
 /// Nagle delay, large flow-control windows. Connecting is up to the caller.
 pub fn peer_endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
@@ -85,6 +99,8 @@ pub struct GrpcNetworkFactory {
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
     /// Peers that refused our vote because their log is ahead: the failover campaign reads it.
     refusals: VoteRefusals,
+    /// Which peers answer, shared by every client so that a change is logged once.
+    reachability: Arc<Mutex<Reachability>>,
 }
 
 impl GrpcNetworkFactory {
@@ -95,6 +111,7 @@ impl GrpcNetworkFactory {
             self_id,
             channels: Arc::default(),
             refusals: VoteRefusals::default(),
+            reachability: Arc::default(),
         }
     }
 
@@ -126,16 +143,12 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     type Network = GrpcNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcNetwork {
-        let client = match self.channel(target, &node.addr) {
-            Ok(channel) => Ok(RaftServiceClient::new(channel)
+        let client = self.channel(target, &node.addr).map(|channel| {
+            RaftServiceClient::new(channel)
                 .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)),
-            Err(e) => {
-                warn!(group = %self.group, target, error = %e, "cannot reach Raft peer");
-                Err(e)
-            }
-        };
-        GrpcNetwork {
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+        });
+        let network = GrpcNetwork {
             group: self.group.clone(),
             self_id: self.self_id,
             target,
@@ -143,6 +156,31 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             client,
             appends: None,
             refusals: self.refusals.clone(),
+            reachability: self.reachability.clone(),
+        };
+        if let Err(e) = &network.client {
+            network.note_unreachable(e);
+        }
+        network
+    }
+}
+
+/// Whether each peer answered its latest Raft call: the pure bookkeeping behind the "peer N
+/// unreachable" and "peer N reachable again" lines.
+#[derive(Debug, Default)]
+struct Reachability {
+    /// Peer id → it answered its latest call. A peer not called yet is absent.
+    answered: HashMap<NodeId, bool>,
+}
+
+impl Reachability {
+    /// Records the outcome of a call to `peer`; true when it changes what is known in a way
+    /// worth a log line: a peer not heard of yet that fails, or a peer that flips. (A peer that
+    /// answers its first call is the normal case, not news.)
+    fn record(&mut self, peer: NodeId, answered: bool) -> bool {
+        match self.answered.insert(peer, answered) {
+            None => !answered,
+            Some(before) => before != answered,
         }
     }
 }
@@ -161,6 +199,7 @@ pub struct GrpcNetwork {
     /// order. Any failure drops the stream; the next append opens a new one.
     appends: Option<AppendStream>,
     refusals: VoteRefusals,
+    reachability: Arc<Mutex<Reachability>>,
 }
 
 /// Both ends of an open `AppendEntriesStream`.
@@ -169,12 +208,50 @@ struct AppendStream {
     replies: tonic::Streaming<pb::AppendEntriesResponse>,
 }
 
-/// The address did not parse: nothing to connect to.
+/// Why a call to a peer failed, in a few words ("Unavailable: tcp connect error: Connection
+/// refused (os error 111)", or an address that did not parse), for openraft's errors and the
+/// reachability log line.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct BadAddress(String);
+struct PeerFailure(String);
+
+impl PeerFailure {
+    /// The status's code and message, and its innermost cause when that adds something.
+    fn of(status: &tonic::Status) -> Self {
+        let mut text = format!("{:?}: {}", status.code(), status.message());
+        let deepest = std::iter::successors(status.source(), |&e| e.source()).last();
+        if let Some(cause) = deepest.map(|e| e.to_string()) {
+            if !text.contains(&cause) {
+                text.push_str(": ");
+                text.push_str(&cause);
+            }
+        }
+        PeerFailure(text)
+    }
+}
 
 impl GrpcNetwork {
+    /// The peer answered a call (whatever it said).
+    fn note_answered(&self) {
+        if self.record(true) {
+            info!(group = %self.group, addr = %self.node.addr, "peer {} reachable again", self.target);
+        }
+    }
+
+    /// A call to the peer failed without an answer (`why`).
+    fn note_unreachable(&self, why: &dyn std::fmt::Display) {
+        if self.record(false) {
+            warn!(group = %self.group, addr = %self.node.addr, "peer {} unreachable: {why}", self.target);
+        }
+    }
+
+    fn record(&self, answered: bool) -> bool {
+        self.reachability
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .record(self.target, answered)
+    }
+
     /// Sends one request with the deadline openraft gave, and sorts failures into the
     /// [`RPCError`] kinds openraft acts on.
     async fn call<Req, Resp, E, F, Fut>(
@@ -190,17 +267,20 @@ impl GrpcNetwork {
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let ttl = option.hard_ttl();
-        let client = self
-            .client
-            .clone()
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&BadAddress(e))))?;
+        let client = self.client.clone().map_err(|e| {
+            self.note_unreachable(&e);
+            RPCError::Unreachable(Unreachable::new(&PeerFailure(e)))
+        })?;
         let mut request = tonic::Request::new(request);
         // The peer abandons the call at the same deadline.
         request.set_timeout(ttl);
         match tokio::time::timeout(ttl, send(client, request)).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Ok(response)) => {
+                self.note_answered();
+                Ok(response.into_inner())
+            }
             Ok(Err(status)) => Err(self.status_error(action, status)),
-            Err(_elapsed) => Err(self.timeout(action, ttl)),
+            Err(_elapsed) => Err(self.no_answer(action, ttl)),
         }
     }
 
@@ -238,6 +318,12 @@ impl GrpcNetwork {
         }
     }
 
+    /// The call got no answer within `ttl`.
+    fn no_answer<E: Error>(&self, action: RPCTypes, ttl: Duration) -> RPCError<NodeId, Node, E> {
+        self.note_unreachable(&format_args!("no answer to {action} within {ttl:?}"));
+        self.timeout(action, ttl)
+    }
+
     fn timeout<E: Error>(&self, action: RPCTypes, ttl: Duration) -> RPCError<NodeId, Node, E> {
         RPCError::Timeout(Timeout {
             action,
@@ -254,16 +340,20 @@ impl GrpcNetwork {
     ) -> RPCError<NodeId, Node, E> {
         debug!(group = %self.group, target = self.target, addr = %self.node.addr, %action,
             code = ?status.code(), message = status.message(), "Raft RPC failed");
+        let failure = PeerFailure::of(&status);
+        if status.code() == Code::InvalidArgument {
+            // The peer is there: it answered that the request is malformed.
+            self.note_answered();
+            warn!(group = %self.group, target = self.target, %action, message = status.message(),
+                "peer refused a Raft request as malformed");
+            return RPCError::Network(NetworkError::new(&failure));
+        }
+        self.note_unreachable(&failure);
         match status.code() {
             // Connection refused or reset, peer's Raft stopped, or not the node we meant.
-            Code::Unavailable | Code::NotFound => RPCError::Unreachable(Unreachable::new(&status)),
+            Code::Unavailable | Code::NotFound => RPCError::Unreachable(Unreachable::new(&failure)),
             Code::DeadlineExceeded => self.timeout(action, Duration::ZERO),
-            Code::InvalidArgument => {
-                warn!(group = %self.group, target = self.target, %action, message = status.message(),
-                    "peer refused a Raft request as malformed");
-                RPCError::Network(NetworkError::new(&status))
-            }
-            _ => RPCError::Network(NetworkError::new(&status)),
+            _ => RPCError::Network(NetworkError::new(&failure)),
         }
     }
 
@@ -303,14 +393,17 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         let request = convert::append_request_to_pb(&self.group, self.target, &req);
         let ttl = option.hard_ttl();
         let resp = match tokio::time::timeout(ttl, self.append_streamed(request)).await {
-            Ok(Ok(resp)) => resp,
+            Ok(Ok(resp)) => {
+                self.note_answered();
+                resp
+            }
             Ok(Err(status)) => {
                 self.appends = None;
                 return Err(self.status_error(RPCTypes::AppendEntries, status));
             }
             Err(_elapsed) => {
                 self.appends = None;
-                return Err(self.timeout(RPCTypes::AppendEntries, ttl));
+                return Err(self.no_answer(RPCTypes::AppendEntries, ttl));
             }
         };
         convert::append_response_from_pb(&resp).map_err(|e| self.malformed_reply(e))
@@ -408,6 +501,23 @@ mod tests {
         assert_eq!(entries_that_fit(&append_of(&[mb; 40])), Some(16));
         assert_eq!(entries_that_fit(&append_of(&[40 * mb])), None);
         assert_eq!(entries_that_fit(&append_of(&[40 * mb, 1])), Some(1));
+    }
+
+    #[test]
+    fn reachability_changes_are_news_once_each() {
+        let mut r = Reachability::default();
+        assert!(!r.record(1, true), "a first answer is the normal case");
+        assert!(r.record(1, false), "the peer went away");
+        for _ in 0..100 {
+            assert!(
+                !r.record(1, false),
+                "every retry of a dead peer is not news"
+            );
+        }
+        assert!(r.record(1, true), "it came back");
+        assert!(!r.record(1, true));
+        assert!(r.record(2, false), "a peer that never answered");
+        assert!(!r.record(1, true), "peers are tracked apart");
     }
 
     #[tokio::test]

@@ -300,6 +300,9 @@ pub struct GroupStore {
     cursor: AtomicU64,
     /// SendMessage requests that stored something.
     pub stored_requests: AtomicU64,
+    /// Sends still to be stored but answered FLUSH_SLAVE_TIMEOUT without results, as a leader
+    /// whose quorum did not confirm in time answers.
+    pub unconfirmed_answers: AtomicU64,
 }
 
 impl GroupStore {
@@ -319,6 +322,7 @@ impl GroupStore {
             position: AtomicU64::new(0),
             cursor: AtomicU64::new(0),
             stored_requests: AtomicU64::new(0),
+            unconfirmed_answers: AtomicU64::new(0),
         })
     }
 
@@ -574,6 +578,20 @@ impl BrokerService for BrokerImpl {
         let queue = queues.entry((topic.clone(), queue_id)).or_default();
         let mut results = Vec::new();
         for m in req.messages {
+            // A retried copy (same UNIQ_KEY) is stored once: answer with the first copy.
+            let uniq_key = m.properties.get("UNIQ_KEY");
+            if let Some(first) = queue
+                .iter()
+                .find(|s| uniq_key.is_some() && s.properties.get("UNIQ_KEY") == uniq_key)
+            {
+                results.push(pb::SendResult {
+                    msg_id: first.msg_id.clone(),
+                    queue_offset: first.queue_offset,
+                    commit_log_offset: first.commit_log_offset,
+                    log_id: None,
+                });
+                continue;
+            }
             let pos = self.store.position.fetch_add(100, Ordering::Relaxed);
             let msg_id = OffsetMsgId::new(addr, pos).to_string();
             results.push(pb::SendResult {
@@ -601,6 +619,17 @@ impl BrokerService for BrokerImpl {
             });
         }
         self.store.stored_requests.fetch_add(1, Ordering::Relaxed);
+        let unconfirmed = self
+            .store
+            .unconfirmed_answers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if unconfirmed {
+            return reply(ResponseStatus::new(
+                ResponseCode::FlushSlaveTimeout,
+                "the quorum did not confirm in time",
+            ));
+        }
         Ok(Response::new(pb::SendMessageResponse {
             status: Some(ResponseStatus::ok()),
             results,

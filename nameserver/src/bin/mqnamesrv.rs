@@ -5,17 +5,16 @@
 //! default `info`), and stops gracefully on SIGTERM or SIGINT with exit status 0. A bad
 //! configuration or a port in use is one line on stderr and exit status 1.
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use nameserver::{NamesrvConfig, BOOT_SUCCESS};
+use raftmq_properties::process::{init_logging, ServerArgs};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
 
 /// How long a graceful stop may take before the process exits anyway.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -44,20 +43,14 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "mqnamesrv", version, after_help = KEYS_HELP)]
 struct Args {
-    /// Configuration file (Java .properties with RocketMQ's nameserver keys).
-    #[arg(short = 'c', long = "configFile", value_name = "FILE")]
-    config_file: Option<PathBuf>,
-    /// Set a key, overriding the file; repeatable.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
-    /// Print the effective configuration as key=value lines and exit.
-    #[arg(short = 'p', long = "printConfigItem")]
-    print_config: bool,
+    // -c, --set and -p, as mqbroker takes them.
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    init_logging("info");
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -68,11 +61,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let (config, warnings) = NamesrvConfig::load(args.config_file.as_deref(), &args.set)?;
+    let (config, warnings) =
+        NamesrvConfig::load(args.server.config_file(), &args.server.overrides(None))?;
     for warning in &warnings {
         warn!("{warning}");
     }
-    if args.print_config {
+    if args.server.print_config {
         print!("{}", config.to_properties_text());
         return Ok(());
     }
@@ -127,13 +121,4 @@ async fn wait_for_signal(mut terminate: Signal, mut interrupt: Signal) {
         _ = terminate.recv() => info!("SIGTERM received"),
         _ = interrupt.recv() => info!("SIGINT received"),
     }
-}
-
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

@@ -12,6 +12,17 @@
 //!   never replaces the recorded leader (no stale master); the claimant is still recorded
 //!   as a live member, with the role and term it reported. The group's term never decreases
 //!   while the group exists.
+//! - **Superseded leader.** When a claim in a term higher than the recorded one is accepted,
+//!   every other member whose latest registration claimed leadership in an older term is
+//!   dropped: the old leader (killed, or cut off) has not registered since the new term began.
+//!   One that is alive comes back with its next registration, as the follower it now is or as
+//!   a refused stale claim. So a dead leader leaves the route with the election, not after
+//!   its heartbeat timeout.
+//! - **brokerIds.** A member shows the brokerId it reports (`proto::broker_id`: 0 while it
+//!   leads, its node id plus one otherwise), except that only the recorded leader ever shows
+//!   the master's 0: any other member claiming it (a refused or superseded claim) shows its
+//!   node id plus one. So a group never lists two brokerId 0 rows, and each node keeps one id
+//!   apart from the 0 of whoever leads.
 //! - **Stepping down.** The recorded leader registering as a non-leader in its recorded term
 //!   or later has lost leadership: the group has no leader until the next leader registers.
 //!   Followers' terms do not touch the leader (a partitioned node may keep raising its term
@@ -34,6 +45,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use proto::v1::{BrokerRole, RaftRole};
+
+/// The brokerId RocketMQ gives the master, and raftmq the group's leader.
+const MASTER_BROKER_ID: u64 = 0;
 
 /// Queue counts and permission of a topic within one group (RocketMQ `QueueData` without
 /// the group name).
@@ -66,7 +80,7 @@ pub struct Registration {
 /// registrations with equal `MemberInfo` (and topics) are a heartbeat, not a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberInfo {
-    /// Configured brokerId.
+    /// brokerId, as the route shows it (see the module documentation).
     pub broker_id: u64,
     /// Raft node id within the group.
     pub node_id: u64,
@@ -165,6 +179,17 @@ impl Group {
     /// Records a member's claim (or not) to lead; returns whether it is the accepted
     /// leader. See the module documentation for the rules.
     fn record_role(&mut self, node_id: u64, is_leader: bool, term: u64) -> bool {
+        let accepted = self.accept_role(node_id, is_leader, term);
+        for member in self.members.values_mut() {
+            let info = &mut member.info;
+            if info.broker_id == MASTER_BROKER_ID && self.leader != Some(info.node_id) {
+                info.broker_id = proto::broker_id(info.node_id, false);
+            }
+        }
+        accepted
+    }
+
+    fn accept_role(&mut self, node_id: u64, is_leader: bool, term: u64) -> bool {
         if is_leader {
             if term < self.term {
                 return false;
@@ -178,6 +203,20 @@ impl Group {
             }
             false
         }
+    }
+
+    /// Node ids of the members other than the leader whose latest registration claimed
+    /// leadership in a term below the recorded one.
+    fn superseded_leaders(&self) -> Vec<u64> {
+        self.members
+            .values()
+            .filter(|m| {
+                Some(m.info.node_id) != self.leader
+                    && m.info.raft_role == RaftRole::Leader
+                    && m.info.term < self.term
+            })
+            .map(|m| m.info.node_id)
+            .collect()
     }
 
     /// Removes a member; a removed leader leaves the group without one.
@@ -246,6 +285,9 @@ pub struct RegisterOutcome {
     pub leader_accepted: bool,
     /// The group as recorded after the registration.
     pub group: Group,
+    /// Former leaders the registration dropped: it was accepted in a higher term, and
+    /// their latest registrations still claimed an older one.
+    pub superseded: Vec<MemberInfo>,
     /// What the registration changed (empty for a plain heartbeat).
     pub changes: Vec<RouteChange>,
 }
@@ -370,12 +412,21 @@ impl RouteTable {
             },
         );
         entry.reports.insert(node_id, topics);
+        let term_before = entry.route.term;
         let leader_accepted = entry.route.record_role(node_id, is_leader, term);
+        let mut superseded = Vec::new();
+        if leader_accepted && term > term_before {
+            for old in entry.route.superseded_leaders() {
+                entry.reports.remove(&old);
+                superseded.extend(entry.route.remove_member(old).map(|m| m.info));
+            }
+        }
         let group = entry.route.clone();
         let changes = self.commit(&broker_name, before);
         RegisterOutcome {
             leader_accepted,
             group,
+            superseded,
             changes,
         }
     }

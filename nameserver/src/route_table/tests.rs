@@ -12,13 +12,13 @@ fn ms(n: u64) -> Duration {
 }
 
 /// A registration of node `node` of `group` (cluster "c") at 127.0.0.1:1091<node>, hosting
-/// topic "T" with [`QUEUES`].
+/// topic "T" with [`QUEUES`], with the brokerId a broker reports.
 fn reg(group: &str, node: u64, term: u64, is_leader: bool) -> Registration {
     Registration {
         cluster_name: "c".to_owned(),
         broker_name: group.to_owned(),
         member: MemberInfo {
-            broker_id: node,
+            broker_id: proto::broker_id(node, is_leader),
             node_id: node,
             broker_addr: format!("127.0.0.1:1091{node}"),
             ha_addr: format!("127.0.0.1:4091{node}"),
@@ -55,6 +55,16 @@ fn leader_of(table: &RouteTable, group: &str) -> Option<(u64, u64)> {
 
 fn node_ids(group: &Group) -> Vec<u64> {
     group.members().iter().map(|m| m.info.node_id).collect()
+}
+
+/// (node id, brokerId) of every member, in route order.
+fn broker_ids(table: &RouteTable, group: &str) -> Vec<(u64, u64)> {
+    table.group(group).map_or_else(Vec::new, |g| {
+        g.members()
+            .iter()
+            .map(|m| (m.info.node_id, m.info.broker_id))
+            .collect()
+    })
 }
 
 /// A short name for each change, to compare sequences of changes.
@@ -132,7 +142,7 @@ fn three_member_group_lists_members_sorted_with_leader() {
     );
     // Sorted by brokerId first: a node with a lower brokerId comes first.
     let mut odd = reg("g", 3, 1, false);
-    odd.member.broker_id = 0;
+    odd.member.broker_id = 1;
     let out = table.register(odd, t0);
     assert_eq!(node_ids(&out.group), [0, 3, 1, 2]);
 }
@@ -147,17 +157,81 @@ fn higher_term_leader_replaces_and_stale_term_never_does() {
     assert_eq!(leader_of(&table, "g"), Some((1, 2)));
 
     // The old master, not yet aware of the new term, still claims leadership in term 1.
-    let version = table.version();
     let out = table.register(reg("g", 0, 1, true), t0 + ms(10));
     assert!(!out.leader_accepted);
     assert_eq!(out.group.leader().map(|m| m.info.node_id), Some(1));
     assert_eq!(out.group.term(), 2);
     assert_eq!(leader_of(&table, "g"), Some((1, 2)));
-    // It is still a live member, showing what it reported.
+    // It is a live member, showing what it reported but the master's brokerId.
     let n0 = &out.group.member(0).unwrap().info;
-    assert_eq!((n0.raft_role, n0.term), (RaftRole::Leader, 1));
-    // It reported exactly this before (leader in term 1), so the route did not change.
+    assert_eq!(
+        (n0.raft_role, n0.term, n0.broker_id),
+        (RaftRole::Leader, 1, 1)
+    );
+    // The same claim again is a heartbeat: the route does not change.
+    let version = table.version();
+    let out = table.register(reg("g", 0, 1, true), t0 + ms(20));
+    assert!(!out.leader_accepted && out.changes.is_empty());
     assert_eq!(table.version(), version);
+}
+
+#[test]
+fn a_leader_of_a_higher_term_drops_the_superseded_one_at_once() {
+    let t0 = Instant::now();
+    let mut table = three_members(t0);
+    assert_eq!(broker_ids(&table, "g"), [(0, 0), (1, 2), (2, 3)]);
+    // n0 was killed; n1 wins the election long before n0's heartbeat timeout.
+    let out = table.register(reg("g", 1, 2, true), t0 + ms(300));
+    assert!(out.leader_accepted);
+    let superseded: Vec<(u64, u64)> = out.superseded.iter().map(|m| (m.node_id, m.term)).collect();
+    assert_eq!(superseded, [(0, 1)]);
+    assert_eq!(broker_ids(&table, "g"), [(1, 0), (2, 3)]);
+    // One change of the group; n1 and n2 still host the topic.
+    assert_eq!(kinds(&out.changes), ["group g"]);
+    assert!(table.topic_route("T").is_some());
+    // Its heartbeats would have run out later: nothing left to expire then.
+    table.register(reg("g", 2, 2, false), t0 + TIMEOUT);
+    assert!(table.expire(t0 + TIMEOUT + ms(1)).expired.is_empty());
+}
+
+#[test]
+fn only_leadership_claims_in_older_terms_are_superseded() {
+    let t0 = Instant::now();
+    let mut table = three_members(t0);
+    // n0 stepped down and said so in the new term before n1's claim arrived: it stays.
+    table.register(reg("g", 0, 2, false), t0);
+    let out = table.register(reg("g", 1, 2, true), t0);
+    assert!(out.superseded.is_empty());
+    assert_eq!(node_ids(&out.group), [1, 0, 2]);
+    // A leader re-elected in a later term supersedes nobody, itself least of all.
+    let out = table.register(reg("g", 1, 3, true), t0);
+    assert!(out.superseded.is_empty() && out.leader_accepted);
+    assert_eq!(node_ids(&out.group), [1, 0, 2]);
+    // A follower's higher term supersedes nobody either (see the next test).
+    let out = table.register(reg("g", 2, 9, false), t0);
+    assert!(out.superseded.is_empty());
+    assert_eq!(leader_of(&table, "g"), Some((1, 3)));
+}
+
+#[test]
+fn broker_ids_stay_put_through_failovers_and_one_row_has_zero() {
+    let t0 = Instant::now();
+    let mut table = three_members(t0);
+    // Each failover: the leader dies, a survivor wins, the dead node comes back as a follower.
+    for (term, (dead, winner)) in [(0, 1), (1, 2), (2, 0)].into_iter().enumerate() {
+        let term = term as u64 + 2;
+        table.register(reg("g", winner, term, true), t0);
+        let ids = broker_ids(&table, "g");
+        assert_eq!(ids.iter().filter(|(_, id)| *id == 0).count(), 1, "{ids:?}");
+        assert!(!ids.iter().any(|(node, _)| *node == dead), "{ids:?}");
+        table.register(reg("g", dead, term, false), t0);
+        let mut ids = broker_ids(&table, "g");
+        ids.sort_unstable();
+        let want: Vec<(u64, u64)> = (0..3)
+            .map(|n| (n, if n == winner { 0 } else { n + 1 }))
+            .collect();
+        assert_eq!(ids, want, "after term {term}");
+    }
 }
 
 #[test]
@@ -167,6 +241,9 @@ fn equal_term_claim_from_another_node_replaces_the_leader() {
     let out = table.register(reg("g", 2, 1, true), t0);
     assert!(out.leader_accepted);
     assert_eq!(leader_of(&table, "g"), Some((2, 1)));
+    // The term did not rise, so n0's claim is not superseded, but only n2 shows brokerId 0.
+    assert!(out.superseded.is_empty());
+    assert_eq!(broker_ids(&table, "g"), [(2, 0), (0, 1), (1, 2)]);
 }
 
 #[test]

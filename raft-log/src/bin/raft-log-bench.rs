@@ -16,7 +16,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use raft_log::format::{encode_entry, ENTRY_HEADER_LEN};
 use raft_log::{EntryKind, FlushMode, LogConfig, LogStore, NewEntry};
 use tracing::info;
-use tracing_subscriber::EnvFilter;
 
 const TERM: u64 = 1;
 /// How often the hidden fill process reports the store's end position.
@@ -126,10 +125,7 @@ const ALL: [Bench; 5] = [
 ];
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    raftmq_properties::process::init_logging("info");
     let args = Args::parse();
     let result = match &args.internal {
         Some(Internal::FillUntilKilled {

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use raft_log::inspect::{self, StoreReport};
-use tracing_subscriber::EnvFilter;
 
 /// Exit status when the store is damaged.
 const EXIT_DAMAGED: u8 = 1;
@@ -44,10 +43,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .init();
+    raftmq_properties::process::init_logging("warn");
     let args = Args::parse();
     match run(&args) {
         Ok(code) => code,

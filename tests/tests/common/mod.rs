@@ -165,19 +165,19 @@ impl Process {
         self.child.is_some()
     }
 
+    /// Sends `signal` to it while it runs (SIGSTOP and SIGCONT freeze and thaw it: its
+    /// sockets stay open, nothing answers).
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            send_signal(libc::pid_t::try_from(pid).expect("pid fits pid_t"), signal);
+        }
+    }
+
     /// `kill -9` and reap.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
-        }
-    }
-
-    /// Sends `signal` (SIGSTOP, SIGCONT, ...) to the process, if it runs.
-    pub fn signal(&self, signal: libc::c_int) {
-        if let Some(child) = &self.child {
-            let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-            send_signal(pid, signal);
         }
     }
 

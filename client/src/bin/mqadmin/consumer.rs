@@ -19,6 +19,10 @@ pub struct ProgressArgs {
 }
 
 /// `consumerProgress`: broker offset, committed offset and lag per queue, and the total.
+///
+/// LAST TIME is when the last consumed message was stored (RocketMQ's `#LastTime`), read back
+/// from the queue; LAST COMMIT is when the offset was committed, as the broker reports it
+/// ("-" while brokers do not record commit times).
 pub async fn consumer_progress(admin: &Admin, args: ProgressArgs) -> anyhow::Result<Output> {
     let rows = admin
         .consumer_progress(&args.group, args.topic.as_deref())
@@ -30,6 +34,7 @@ pub async fn consumer_progress(admin: &Admin, args: ProgressArgs) -> anyhow::Res
         "broker_offset",
         "consumer_offset",
         "diff",
+        "last_time",
         "last_commit",
     ]);
     let mut total = 0u64;
@@ -42,6 +47,7 @@ pub async fn consumer_progress(admin: &Admin, args: ProgressArgs) -> anyhow::Res
             json!(r.broker_offset),
             json!(r.consumer_offset),
             json!(r.lag),
+            json!(fmt_time_ms(r.last_consumed_store_timestamp_ms)),
             json!(fmt_time_ms(r.last_commit_timestamp_ms)),
         ]);
     }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the command failed (one line `mqadmin: ...` on stderr),
 //! 2 bad usage (one line on stderr; `--help` shows the usage).
 
+mod body;
 mod cluster;
 mod consumer;
 mod message;
@@ -100,7 +101,7 @@ fn main() -> ExitCode {
         Err(e) => return cli::usage_error("mqadmin", e),
     };
     // Quiet unless asked: errors reach the user as the one `mqadmin:` line.
-    cli::init_logging("off");
+    raftmq_properties::process::init_logging("off");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

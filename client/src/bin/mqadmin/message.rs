@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use clap::Args;
-use client::{Admin, Message, Producer, ProducerConfig, PullConsumer, PullStatus};
+use client::{Admin, Message, MessageQueue, Producer, ProducerConfig, PullConsumer, PullStatus};
 use proto::v1::StoredMessage;
 use serde_json::{json, Value};
 
+use crate::body::{self, BodyFormat};
 use crate::table::{fmt_time_ms, key_values, Table};
 use crate::Output;
 
@@ -57,6 +58,9 @@ pub struct ConsumeArgs {
     /// Most messages to print
     #[arg(short = 'c', long = "count", default_value_t = 128)]
     pub count: usize,
+    /// How to show bodies
+    #[arg(long = "body-format", value_enum, default_value_t = BodyFormat::Auto)]
+    pub body_format: BodyFormat,
 }
 
 /// Arguments of `queryMsgById`.
@@ -65,6 +69,9 @@ pub struct QueryByIdArgs {
     /// Message id (as returned by a send)
     #[arg(short = 'i', long = "msgId")]
     pub id: String,
+    /// How to show the body (`hex`: a complete hex dump after the fields)
+    #[arg(long = "body-format", value_enum, default_value_t = BodyFormat::Auto)]
+    pub body_format: BodyFormat,
 }
 
 /// `sendMessage`: sends one message and shows where it was stored.
@@ -79,8 +86,7 @@ pub async fn send_message(admin: &Admin, args: SendArgs) -> anyhow::Result<Outpu
     let producer = Producer::new(admin.cluster().clone(), ProducerConfig::default());
     let sent = match (args.broker, args.queue) {
         (Some(broker), queue) => {
-            let queue =
-                client::MessageQueue::new(&args.topic, broker, queue.unwrap_or(proto::ANY_QUEUE));
+            let queue = MessageQueue::new(&args.topic, broker, queue.unwrap_or(proto::ANY_QUEUE));
             let mut results = producer.send_to_queue(vec![message], &queue).await?;
             results
                 .pop()
@@ -107,6 +113,9 @@ pub async fn send_message(admin: &Admin, args: SendArgs) -> anyhow::Result<Outpu
 
 /// `consumeMessage`: reads up to `count` messages from the chosen queues, each from its
 /// start offset to its end, without waiting for new ones and without committing.
+///
+/// An `-o` past the end of a queue read is an error (`OFFSET_OUT_OF_RANGE` with the queue's
+/// valid range), not an empty table; `-o` at the end is not, there is just nothing yet.
 pub async fn consume_message(admin: &Admin, args: ConsumeArgs) -> anyhow::Result<Output> {
     let group = args
         .group
@@ -133,6 +142,8 @@ pub async fn consume_message(admin: &Admin, args: ConsumeArgs) -> anyhow::Result
         );
     }
     let mut messages: Vec<StoredMessage> = Vec::new();
+    // Queues an explicit -o lies beyond the end of, with their valid range.
+    let mut beyond_end: Vec<String> = Vec::new();
     'queues: for queue in &queues {
         let range = consumer.queue_offsets(queue).await?;
         let mut offset = match (args.offset, &args.group) {
@@ -140,6 +151,10 @@ pub async fn consume_message(admin: &Admin, args: ConsumeArgs) -> anyhow::Result
             (None, Some(_)) => consumer.query_offset(queue).await?.unwrap_or(range.min),
             (None, None) => range.min,
         };
+        if args.offset.is_some() && offset > range.max {
+            beyond_end.push(past_the_end(queue, offset, range.min, range.max));
+            continue;
+        }
         while offset < range.max && messages.len() < args.count {
             let want = u32::try_from(args.count - messages.len())
                 .unwrap_or(u32::MAX)
@@ -155,13 +170,46 @@ pub async fn consume_message(admin: &Admin, args: ConsumeArgs) -> anyhow::Result
                 }
                 PullStatus::NoNewMessage => break,
                 PullStatus::OffsetIllegal { below_min: true } => offset = pulled.min_offset,
-                PullStatus::OffsetIllegal { below_min: false } => break,
+                PullStatus::OffsetIllegal { below_min: false } => {
+                    // The replica that answered holds less than the range said (a follower
+                    // behind its leader): its end is the one that counts for this read.
+                    if args.offset == Some(offset) {
+                        beyond_end.push(past_the_end(
+                            queue,
+                            offset,
+                            pulled.min_offset,
+                            pulled.max_offset,
+                        ));
+                    }
+                    break;
+                }
             }
         }
         if messages.len() >= args.count {
             messages.truncate(args.count);
             break 'queues;
         }
+    }
+    if !beyond_end.is_empty() {
+        anyhow::bail!("OFFSET_OUT_OF_RANGE: {}", beyond_end.join("; "));
+    }
+    let json = Value::Array(
+        messages
+            .iter()
+            .map(|m| message_json(m, args.body_format))
+            .collect(),
+    );
+    if messages.is_empty() {
+        let at = args
+            .offset
+            .map(|o| format!(" at offset {o}"))
+            .unwrap_or_default();
+        let text = format!(
+            "no new message in {} queue(s) of {}{at}",
+            queues.len(),
+            args.topic
+        );
+        return Ok(Output::new(text, json));
     }
     let mut table = Table::new(&[
         "broker_name",
@@ -174,7 +222,7 @@ pub async fn consume_message(admin: &Admin, args: ConsumeArgs) -> anyhow::Result
         "body",
     ]);
     for m in &messages {
-        let mut body = String::from_utf8_lossy(&m.body).into_owned();
+        let mut body = body::one_line(&m.body, args.body_format);
         if body.chars().count() > BODY_PREVIEW {
             body = body.chars().take(BODY_PREVIEW).collect::<String>() + "...";
         }
@@ -189,13 +237,21 @@ pub async fn consume_message(admin: &Admin, args: ConsumeArgs) -> anyhow::Result
             json!(body),
         ]);
     }
-    let json = Value::Array(messages.iter().map(message_json).collect());
     Ok(Output::new(table.to_text(), json))
+}
+
+/// Why reading `queue` from `offset` is refused: the offset lies past its end.
+fn past_the_end(queue: &MessageQueue, offset: u64, min: u64, max: u64) -> String {
+    format!("offset {offset} is past the end of {queue}; valid range [{min}, {max}]")
 }
 
 /// `queryMsgById`: every field of one message.
 pub async fn query_msg_by_id(admin: &Admin, args: QueryByIdArgs) -> anyhow::Result<Output> {
     let m = admin.query_msg_by_id(&args.id).await?;
+    let shown_body = match args.body_format {
+        BodyFormat::Auto => body::one_line(&m.body, BodyFormat::Auto),
+        BodyFormat::Hex => format!("<{} bytes, in hex below>", m.body.len()),
+    };
     let properties: Vec<String> = m
         .properties
         .iter()
@@ -215,14 +271,22 @@ pub async fn query_msg_by_id(admin: &Admin, args: QueryByIdArgs) -> anyhow::Resu
         ("born_time", json!(fmt_time_ms(m.born_timestamp_ms))),
         ("store_time", json!(fmt_time_ms(m.store_timestamp_ms))),
         ("properties", json!(properties.join(" "))),
-        ("body", json!(String::from_utf8_lossy(&m.body))),
+        ("body", json!(shown_body)),
     ]);
-    Ok(Output::new(text, message_json(&m)))
+    let text = match args.body_format {
+        BodyFormat::Auto => text,
+        BodyFormat::Hex => format!(
+            "{text}
+{}",
+            body::hex_dump(&m.body)
+        ),
+    };
+    Ok(Output::new(text, message_json(&m, args.body_format)))
 }
 
-/// A stored message as JSON (the body as lossy UTF-8 text).
-fn message_json(m: &StoredMessage) -> Value {
-    json!({
+/// A stored message as JSON, its body as [`body::json_fields`] has it.
+fn message_json(m: &StoredMessage, format: BodyFormat) -> Value {
+    let mut fields = json!({
         "msg_id": m.msg_id,
         "topic": m.topic,
         "broker_name": m.broker_name,
@@ -236,6 +300,9 @@ fn message_json(m: &StoredMessage) -> Value {
         "born_timestamp_ms": m.born_timestamp_ms,
         "store_timestamp_ms": m.store_timestamp_ms,
         "store_size": m.store_size,
-        "body": String::from_utf8_lossy(&m.body),
-    })
+    });
+    if let Value::Object(fields) = &mut fields {
+        fields.extend(body::json_fields(&m.body, format));
+    }
+    fields
 }

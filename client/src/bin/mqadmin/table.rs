@@ -95,9 +95,21 @@ impl Table {
     }
 }
 
-/// The text of one cell: strings without quotes, null as "-".
+/// The text of one cell: strings without quotes, null as "-". Control characters (message
+/// fields hold whatever producers sent) are shown escaped (`\n`, `\u{1b}`), never sent to the
+/// terminal.
 fn cell(value: &Value) -> String {
     match value {
+        Value::String(s) if s.chars().any(char::is_control) => s
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
         Value::String(s) => s.clone(),
         Value::Null => "-".to_owned(),
         other => other.to_string(),
@@ -143,6 +155,13 @@ pub fn fmt_time_ms(ms: i64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn control_characters_are_escaped_not_printed() {
+        let text = key_values(&[("keys", json!("a\u{1b}[2Jb")), ("body", json!("x\ny"))]);
+        assert_eq!(text, "keys : a\\u{1b}[2Jb\nbody : x\\ny");
+        assert!(!text.contains('\u{1b}'));
+    }
 
     #[test]
     fn aligns_text_and_keeps_json_typed() {

@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return cli::usage_error("mqbench", e),
     };
-    cli::init_logging("warn");
+    raftmq_properties::process::init_logging("warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(usize::from(cli.workers))
         .enable_all()

@@ -126,7 +126,7 @@ async fn a_leader_without_quorum_answers_every_send_in_time_and_stays_flat() {
     .await;
     let t = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
-        "t16: {} ok ({ok_while_paused} of them while paused: entries committed just before the \
+        "t18: {} ok ({ok_while_paused} of them while paused: entries committed just before the \
          pause), {} FLUSH_SLAVE_TIMEOUT, {unavailable_while_paused} SERVICE_NOT_AVAILABLE, {} \
          NOT_LEADER, {} other, {} unanswered; slowest answer {} ms; leader RSS every 5 s of the \
          pause {rss:?} MiB",
