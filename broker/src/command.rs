@@ -17,8 +17,10 @@
 //!          | message: a protobuf `StoredMessage` with the producer's fields and store time
 //! TOPIC    tag=2 u8 | protobuf `TopicConfig`
 //! DELTOPIC tag=3 u8 | name_len u16 | name
-//! OFFSETS  tag=4 u8 | group_len u16 | group | count u32 | (topic_len u16 | topic | queue_id u32
-//!          | offset u64) * count
+//! OFFSETS_AT tag=9 u8 | group_len u16 | group | commit_time_ms u64 | count u32
+//!          | (topic_len u16 | topic | queue_id u32 | offset u64) * count
+//!          commit_time_ms: when the leader took the commit (consumerProgress's LAST COMMIT)
+//! OFFSETS  tag=4 u8: OFFSETS_AT without commit_time_ms, the layout before it, still read
 //! NODE     tag=5 u8 | node_id u64 | addr_len u16 | client address
 //! BATCH    tag=6 u8 | count u32 | (len u32 | SEND or SEND_AT command) * count
 //! DEDUP    tag=8 u8 | window_ms u64 | max_keys u64
@@ -66,6 +68,7 @@ const TAG_NODE: u8 = 5;
 const TAG_BATCH: u8 = 6;
 const TAG_SEND_AT: u8 = 7;
 const TAG_DEDUP: u8 = 8;
+const TAG_OFFSETS_AT: u8 = 9;
 
 /// A decoded command.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +89,8 @@ pub enum Command {
     DeleteTopic(String),
     CommitOffsets {
         group: String,
+        /// When the leader took the commit (ms since the epoch); `None` in the legacy layout.
+        commit_time_ms: Option<u64>,
         offsets: Vec<(String, u32, u64)>,
     },
     /// A replica's client address (`host:port` of its listenPort).
@@ -226,13 +231,16 @@ impl LogCommand {
         Ok(LogCommand(out.freeze()))
     }
 
+    /// Commits consumer offsets of `group`, taken by the leader at `commit_time_ms`.
     pub fn commit_offsets(
         group: &str,
+        commit_time_ms: u64,
         offsets: &[(String, u32, u64)],
     ) -> Result<LogCommand, EncodeError> {
         let mut out = BytesMut::new();
-        out.put_u8(TAG_OFFSETS);
+        out.put_u8(TAG_OFFSETS_AT);
         put_str16(&mut out, "the consumer group name", group)?;
+        out.put_u64_le(commit_time_ms);
         out.put_u32_le(len32("the offset count", offsets.len())?);
         for (topic, queue_id, offset) in offsets {
             put_str16(&mut out, "the topic name", topic)?;
@@ -337,8 +345,16 @@ impl LogCommand {
                 }
                 Ok(Command::DeleteTopic(name))
             }
-            TAG_OFFSETS => {
+            tag @ (TAG_OFFSETS | TAG_OFFSETS_AT) => {
                 let group = get_str16(&mut buf)?;
+                let commit_time_ms = if tag == TAG_OFFSETS_AT {
+                    if buf.remaining() < 8 {
+                        return Err(DecodeError("truncated offsets"));
+                    }
+                    Some(buf.get_u64_le())
+                } else {
+                    None
+                };
                 if buf.remaining() < 4 {
                     return Err(DecodeError("truncated offsets"));
                 }
@@ -355,7 +371,11 @@ impl LogCommand {
                     }
                     offsets.push((topic, buf.get_u32_le(), buf.get_u64_le()));
                 }
-                Ok(Command::CommitOffsets { group, offsets })
+                Ok(Command::CommitOffsets {
+                    group,
+                    commit_time_ms,
+                    offsets,
+                })
             }
             TAG_NODE => {
                 if buf.remaining() < 8 {
@@ -597,9 +617,23 @@ mod tests {
         );
         let offs = vec![("T".to_string(), 1, 99), ("U".to_string(), 0, 5)];
         assert_eq!(
-            LogCommand::commit_offsets("g", &offs).unwrap().decode(),
+            LogCommand::commit_offsets("g", 77, &offs).unwrap().decode(),
             Ok(Command::CommitOffsets {
                 group: "g".into(),
+                commit_time_ms: Some(77),
+                offsets: offs.clone()
+            })
+        );
+        // The layout before OFFSETS_AT, without the time.
+        let modern = LogCommand::commit_offsets("g", 77, &offs).unwrap().0;
+        let mut legacy = vec![TAG_OFFSETS];
+        legacy.extend_from_slice(&modern[1..4]); // group
+        legacy.extend_from_slice(&modern[12..]); // count and offsets
+        assert_eq!(
+            LogCommand(Bytes::from(legacy)).decode(),
+            Ok(Command::CommitOffsets {
+                group: "g".into(),
+                commit_time_ms: None,
                 offsets: offs
             })
         );
@@ -654,7 +688,7 @@ mod tests {
         assert!(err.to_string().contains("70000"), "{err}");
         assert!(LogCommand::send(&"t".repeat(65_536), 0, 1, &[msg("a", b"x")]).is_err());
         assert!(LogCommand::delete_topic(&"t".repeat(65_536)).is_err());
-        assert!(LogCommand::commit_offsets(&"g".repeat(65_536), &[]).is_err());
+        assert!(LogCommand::commit_offsets(&"g".repeat(65_536), 0, &[]).is_err());
         assert!(LogCommand::node_info(1, &"h".repeat(65_536)).is_err());
         // The longest a u16 can say still encodes.
         let mut m = msg("a", b"x");
@@ -686,7 +720,7 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         for len in 0..40 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 1) as u8).collect();
-            for tag in 1..=9u8 {
+            for tag in 1..=10u8 {
                 let mut b = vec![tag];
                 b.extend_from_slice(&junk);
                 let cmd = LogCommand(Bytes::from(b));

@@ -195,8 +195,12 @@ fn busy_log() -> Log {
             log.cmd(send("T", 4, "", &["refused: no queue 4"]));
             log.cmd(send("Nope", 0, "", &["refused: no topic"]));
             log.cmd(
-                LogCommand::commit_offsets("g", &[("T".into(), 0, 5), ("Gone".into(), 0, 1)])
-                    .unwrap(),
+                LogCommand::commit_offsets(
+                    "g",
+                    STORE_TIME_MS,
+                    &[("T".into(), 0, 5), ("Gone".into(), 0, 1)],
+                )
+                .unwrap(),
             );
         }
         if i == 15 {
@@ -228,7 +232,7 @@ fn busy_log() -> Log {
     }
     log.term = 2;
     log.append(EntryPayload::Blank);
-    log.cmd(LogCommand::commit_offsets("g", &[("T".into(), 1, 7)]).unwrap());
+    log.cmd(LogCommand::commit_offsets("g", STORE_TIME_MS, &[("T".into(), 1, 7)]).unwrap());
     log.cmd(send("T", 3, "late", &["after the new term"]));
     log
 }
@@ -377,10 +381,15 @@ async fn refused_sends_topic_and_offset_commands() {
         log.cmd(send("T", 1, "", &["queue 1 is no longer writable"])),
         log.cmd(send("T", 0, "", &["accepted too"])),
         log.cmd(
-            LogCommand::commit_offsets("g", &[("T".into(), 0, 1), ("T".into(), 1, 1)]).unwrap(),
+            LogCommand::commit_offsets(
+                "g",
+                STORE_TIME_MS,
+                &[("T".into(), 0, 1), ("T".into(), 1, 1)],
+            )
+            .unwrap(),
         ),
-        log.cmd(LogCommand::commit_offsets("h", &[("T".into(), 0, 0)]).unwrap()),
-        log.cmd(LogCommand::commit_offsets("g", &[("T".into(), 0, 0)]).unwrap()),
+        log.cmd(LogCommand::commit_offsets("h", STORE_TIME_MS, &[("T".into(), 0, 0)]).unwrap()),
+        log.cmd(LogCommand::commit_offsets("g", STORE_TIME_MS, &[("T".into(), 0, 0)]).unwrap()),
         log.cmd(LogCommand::node_info(3, "10.0.0.3:10911").unwrap()),
     ];
     let results = apply(&mut sm, entries).await;

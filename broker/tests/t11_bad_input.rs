@@ -219,7 +219,47 @@ async fn every_field_that_reaches_the_log_is_held_to_its_limit_and_the_group_liv
     )
     .await;
     assert_eq!(code(&at_limit.status), ResponseCode::Ok);
+    // A commit carries the leader's time: every replica shows the same LAST COMMIT.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let commit = client
+        .commit_consumer_offset(pb::CommitConsumerOffsetRequest {
+            consumer_group: "LimitsGroup".into(),
+            topic: "Limits".into(),
+            queue_id: 0,
+            offset: 1,
+        })
+        .await
+        .expect("transport")
+        .into_inner();
+    assert_eq!(code(&commit.status), ResponseCode::Ok);
     let settled = group.settled().await;
+    let mut commit_times = Vec::new();
+    for i in 0..3 {
+        let stats = group
+            .client(i)
+            .await
+            .get_consume_stats(pb::GetConsumeStatsRequest {
+                consumer_group: "LimitsGroup".into(),
+                topic: "Limits".into(),
+            })
+            .await
+            .expect("stats")
+            .into_inner();
+        let q0 = stats
+            .stats
+            .iter()
+            .find(|s| s.queue_id == 0)
+            .expect("queue 0");
+        commit_times.push(q0.last_commit_timestamp_ms);
+    }
+    assert!(commit_times[0] >= before, "{commit_times:?} vs {before}");
+    assert!(
+        commit_times.iter().all(|t| *t == commit_times[0]),
+        "{commit_times:?}"
+    );
     for i in 0..3 {
         let mut c = group.client(i).await;
         assert_eq!(

@@ -97,7 +97,8 @@ fn raft_service_carries_openraft_rpcs() {
             "Vote",
             "InstallSnapshot",
             "JoinGroup",
-            "TimeoutNow"
+            "TimeoutNow",
+            "ReplicaState"
         ]
     );
 }

@@ -43,6 +43,7 @@ pub async fn commit_offset(
         }
         let cmd = LogCommand::commit_offsets(
             &req.consumer_group,
+            super::now_ms(),
             &[(req.topic.clone(), queue_id, req.offset)],
         );
         match ctx.write_encoded(cmd).await {
@@ -148,7 +149,10 @@ pub fn consume_stats(
                 queue_id: queue_id as i32,
                 broker_offset: max,
                 consumer_offset: committed.unwrap_or(0),
-                last_commit_timestamp_ms: 0,
+                last_commit_timestamp_ms: ctx
+                    .state
+                    .consumer_offset_committed_at(&req.consumer_group, &t.topic_name, queue_id)
+                    .map_or(0, |ms| ms as i64),
             });
         }
     }

@@ -52,6 +52,13 @@ pub struct BrokerContext {
     pub boot_timestamp_ms: i64,
 }
 
+/// The leader's clock as the log records it (store and commit times): ms since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Running totals for `brokerStatus`.
 #[derive(Default)]
 pub struct Counters {

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use proto::msg_id::OffsetMsgId;
 use proto::v1::{self as pb, ResponseCode, ResponseStatus, StoredMessage, TopicConfig};
@@ -72,12 +71,6 @@ impl QueueCursor {
         *next = next.wrapping_add(1);
         n % write_queues.max(1)
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn reply(ctx: &BrokerContext, status: ResponseStatus) -> pb::SendMessageResponse {
@@ -161,7 +154,7 @@ pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::Sen
         );
     };
 
-    let store_ts = now_ms();
+    let store_ts = super::now_ms();
     let stored: Vec<StoredMessage> = req
         .messages
         .into_iter()
@@ -174,13 +167,13 @@ pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::Sen
             body: m.body,
             born_timestamp_ms: m.born_timestamp_ms,
             born_host: m.born_host,
-            store_timestamp_ms: store_ts,
+            store_timestamp_ms: i64::try_from(store_ts).unwrap_or(i64::MAX),
             store_host: ctx.client_addr.to_string(),
             ..Default::default()
         })
         .collect();
     let count = stored.len();
-    let cmd = match LogCommand::send(&topic, queue_id, store_ts.max(0) as u64, &stored) {
+    let cmd = match LogCommand::send(&topic, queue_id, store_ts, &stored) {
         Ok(cmd) => cmd,
         Err(e) => {
             return reply(

@@ -54,6 +54,8 @@ pub(crate) enum Prepared {
     DeleteTopic(String),
     CommitOffsets {
         group: String,
+        /// When the leader took the commit (0: not recorded).
+        at_ms: u64,
         offsets: Vec<(String, u32, u64)>,
     },
     NodeInfo {
@@ -145,7 +147,15 @@ fn prepare_one(decoded: Command, body_position: u64) -> Prepared {
         },
         Command::UpsertTopic(config) => Prepared::UpsertTopic(config),
         Command::DeleteTopic(name) => Prepared::DeleteTopic(name),
-        Command::CommitOffsets { group, offsets } => Prepared::CommitOffsets { group, offsets },
+        Command::CommitOffsets {
+            group,
+            commit_time_ms,
+            offsets,
+        } => Prepared::CommitOffsets {
+            group,
+            at_ms: commit_time_ms.unwrap_or(0),
+            offsets,
+        },
         Command::NodeInfo {
             node_id,
             client_addr,
@@ -250,9 +260,13 @@ impl AppliedState {
                 self.recent.remove_topic(&name);
                 ApplyResult::Done
             }
-            Prepared::CommitOffsets { group, offsets } => {
+            Prepared::CommitOffsets {
+                group,
+                at_ms,
+                offsets,
+            } => {
                 for (topic, queue_id, offset) in offsets {
-                    self.offsets.commit(&group, &topic, queue_id, offset);
+                    self.offsets.commit(&group, &topic, queue_id, offset, at_ms);
                 }
                 ApplyResult::Done
             }
@@ -330,11 +344,12 @@ impl AppliedState {
             }
         }
         field(b"offsets");
-        for (group, topic, queue_id, offset) in self.offsets.iter() {
+        for (group, topic, queue_id, offset, at_ms) in self.offsets.iter() {
             field(group.as_bytes());
             field(topic.as_bytes());
             field(&queue_id.to_le_bytes());
             field(&offset.to_le_bytes());
+            field(&at_ms.to_le_bytes());
         }
         field(b"nodes");
         for (node_id, addr) in &self.client_addrs {
@@ -356,11 +371,12 @@ impl AppliedState {
             offsets: self
                 .offsets
                 .iter()
-                .map(|(group, topic, queue_id, offset)| OffsetRecord {
+                .map(|(group, topic, queue_id, offset, at_ms)| OffsetRecord {
                     group: group.to_owned(),
                     topic: topic.to_owned(),
                     queue_id,
                     offset,
+                    committed_at_ms: at_ms,
                 })
                 .collect(),
             client_addrs: self
@@ -402,7 +418,7 @@ impl AppliedState {
         for o in image.offsets {
             state
                 .offsets
-                .commit(&o.group, &o.topic, o.queue_id, o.offset);
+                .commit(&o.group, &o.topic, o.queue_id, o.offset, o.committed_at_ms);
         }
         state.client_addrs = image
             .client_addrs
@@ -525,7 +541,7 @@ mod tests {
         ));
         // Bytes that do not decode are a refusal, not an error: every replica refuses them.
         assert!(matches!(
-            prepare_command(&LogCommand(vec![9u8].into()), || unreachable!()),
+            prepare_command(&LogCommand(vec![99u8].into()), || unreachable!()),
             Ok(Prepared::Refused(why)) if why.contains("unknown command tag")
         ));
     }
@@ -567,6 +583,7 @@ mod tests {
             log_id(6),
             Prepared::CommitOffsets {
                 group: "g".into(),
+                at_ms: 5,
                 offsets: vec![("T".into(), 1, 2)],
             },
         );
@@ -604,6 +621,7 @@ mod tests {
             log_id(3),
             Prepared::CommitOffsets {
                 group: "g".into(),
+                at_ms: 5,
                 offsets: vec![("T".into(), 0, 1)],
             },
         );

@@ -178,6 +178,16 @@ impl BrokerState {
         self.read().offsets.get(group, topic, queue_id)
     }
 
+    /// When `group` last committed an offset of the queue (ms since the epoch), if known.
+    pub fn consumer_offset_committed_at(
+        &self,
+        group: &str,
+        topic: &str,
+        queue_id: u32,
+    ) -> Option<u64> {
+        self.read().offsets.committed_at(group, topic, queue_id)
+    }
+
     /// Every offset `group` committed, as (topic, queue id, next offset), ordered.
     pub fn group_offsets(&self, group: &str) -> Vec<(String, u32, u64)> {
         self.read().offsets.group(group)

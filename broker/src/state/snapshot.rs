@@ -106,6 +106,9 @@ pub struct OffsetRecord {
     pub queue_id: u32,
     /// The next offset the group consumes.
     pub offset: u64,
+    /// When it was committed (ms since the epoch; 0 when not recorded).
+    #[serde(default)]
+    pub committed_at_ms: u64,
 }
 
 /// A replica's client address, as its NodeInfo command announced it.
@@ -336,6 +339,7 @@ mod tests {
                 topic: "T".into(),
                 queue_id: 1,
                 offset: 7,
+                committed_at_ms: 1_700_000_000_123,
             }],
             client_addrs: vec![NodeRecord {
                 node_id: 1,
