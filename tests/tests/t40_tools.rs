@@ -225,6 +225,25 @@ async fn tools_walk_through_a_running_cluster() {
         )
     );
 
+    // brokerStatus shows each replica's state digest: settled, all three agree.
+    let (applied, digest) = system.settled().await;
+    let statuses = mqadmin(ns, &["brokerStatus", "--json"]).await.json();
+    let statuses = statuses.as_array().expect("an array");
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    for s in statuses {
+        assert_eq!(
+            field(s, "state_digest"),
+            &Value::from(format!("{digest}@{applied}")),
+            "{s}"
+        );
+        assert_eq!(field(s, "catching_up"), false);
+        assert_eq!(field(s, "prediction_mismatches"), 0);
+        assert!(
+            field(s, "committed").as_str().is_some_and(|c| c != "-"),
+            "{s}"
+        );
+    }
+
     // Unknown topics: a non-zero exit and one line naming the topic.
     for args in [
         &["topicStatus", "-t", "T40NoSuchTopic"][..],

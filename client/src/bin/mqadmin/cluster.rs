@@ -126,6 +126,18 @@ fn status_pairs(s: &pb::BrokerStatusResponse) -> Vec<(&'static str, Value)> {
         ("purged", json!(log_id(&raft.purged))),
         ("voters", json!(raft.voter_ids)),
         ("learners", json!(raft.learner_ids)),
+        ("catching_up", json!(s.catching_up)),
+        ("state_digest", json!(digest(&s.state_digest))),
+        (
+            "digest_checkpoints",
+            json!(s
+                .digest_checkpoints
+                .iter()
+                .map(|d| digest(&Some(d.clone())))
+                .collect::<Vec<_>>()
+                .join(", ")),
+        ),
+        ("prediction_mismatches", json!(s.prediction_mismatches)),
         ("replicas", json!(replicas.join(", "))),
         ("store_min_position", json!(store.min_position)),
         ("store_max_position", json!(store.max_position)),
@@ -138,6 +150,14 @@ fn status_pairs(s: &pb::BrokerStatusResponse) -> Vec<(&'static str, Value)> {
         ("boot_time", json!(fmt_time_ms(s.boot_timestamp_ms))),
         ("version", json!(s.version)),
     ]
+}
+
+/// A state digest as `digest@index` ("-" when the replica gave none).
+fn digest(d: &Option<pb::StateDigest>) -> String {
+    match d {
+        Some(d) => format!("{}@{}", d.digest, d.applied.map_or(0, |a| a.index)),
+        None => "-".into(),
+    }
 }
 
 fn replicas_json(replicas: &[pb::ReplicaProgress]) -> Value {
