@@ -121,6 +121,9 @@ pub struct BrokerNode {
     pub client_addr: SocketAddr,
     pub raft_addr: SocketAddr,
     stop: watch::Sender<bool>,
+    /// Set when the replica must stop by itself (a nameserver refuses it: another broker has
+    /// its node id).
+    fatal: watch::Receiver<Option<String>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -143,6 +146,10 @@ impl BrokerNode {
         let raft_listener = bind(&raft_addr_text, "dLegerPeers replication port").await?;
         let client_addr = client_listener.local_addr()?;
         let raft_addr = raft_listener.local_addr()?;
+        // Before Raft starts: a twin with this node id would take part in the group's votes.
+        crate::registration::check_node_id_free(&config, layout.self_id, &client_addr.to_string())
+            .await
+            .map_err(|why| anyhow!(why))?;
 
         let log_config = LogConfig::new(&config.store_path_commit_log)
             .segment_size(config.mapped_file_size_commit_log)
@@ -267,10 +274,12 @@ impl BrokerNode {
             ctx.clone(),
             stopped.clone(),
         )));
+        let (fatal, fatal_rx) = watch::channel(None);
         tasks.extend(crate::registration::spawn(
             ctx.clone(),
             raft_addr.to_string(),
             stopped.clone(),
+            fatal,
         ));
         let campaign = Campaign::new(
             raft.clone(),
@@ -315,6 +324,7 @@ impl BrokerNode {
             client_addr,
             raft_addr,
             stop,
+            fatal: fatal_rx,
             tasks,
         })
     }
@@ -332,11 +342,27 @@ impl BrokerNode {
         Ok(())
     }
 
-    /// Runs until `signal` resolves, then shuts down.
+    /// Runs until `signal` resolves, then shuts down; or until the replica must stop by
+    /// itself, then shuts down and says why (`Err`).
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
-        signal.await;
+        let mut fatal = self.fatal.clone();
+        let must_stop = async move {
+            match fatal.wait_for(Option::is_some).await {
+                Ok(why) => why.clone(),
+                // No registration loop (no nameserver): nothing will ever say so.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let why = tokio::select! {
+            () = signal => None,
+            why = must_stop => why,
+        };
         info!("shutting down");
-        self.shutdown().await
+        self.shutdown().await?;
+        match why {
+            Some(why) => bail!(why),
+            None => Ok(()),
+        }
     }
 }
 

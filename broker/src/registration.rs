@@ -15,6 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info, warn};
 
 use crate::config::BrokerRole;
+use crate::raft::typ::NodeId;
 use crate::service::BrokerContext;
 
 /// How long a nameserver keeps this broker without a heartbeat: five missed periods.
@@ -67,12 +68,64 @@ fn registration(ctx: &BrokerContext, ha_addr: &str) -> pb::RegisterBrokerRequest
     }
 }
 
+/// Checks with every reachable nameserver that no other live broker registered this
+/// replica's node id of its group (two brokers started with one `dLegerSelfId` or
+/// `brokerId`). `Err` names both brokers; a nameserver that does not answer within a second
+/// is skipped (the registration loop refuses the twin later anyway).
+pub async fn check_node_id_free(
+    config: &crate::BrokerConfig,
+    node_id: NodeId,
+    client_addr: &str,
+) -> Result<(), String> {
+    for addr in &config.namesrv_addr {
+        let Ok(endpoint) = Endpoint::from_shared(format!("http://{addr}")) else {
+            continue;
+        };
+        let query = async {
+            let channel = endpoint
+                .connect_timeout(Duration::from_millis(500))
+                .connect()
+                .await
+                .ok()?;
+            let info = NameServiceClient::new(channel)
+                .get_cluster_info(pb::GetClusterInfoRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            Some(info)
+        };
+        let Ok(Some(info)) = tokio::time::timeout(Duration::from_secs(1), query).await else {
+            continue;
+        };
+        let holder = info
+            .clusters
+            .iter()
+            .flat_map(|c| &c.groups)
+            .filter(|g| g.broker_name == config.broker_name)
+            .flat_map(|g| &g.members)
+            .find(|m| m.node_id == node_id && !m.witness && m.broker_addr != client_addr);
+        if let Some(m) = holder {
+            return Err(format!(
+                "node {node_id} of group {} is already registered with nameserver {addr} by the \
+                 broker at {} (replication {}, last heartbeat {} ms ago); this broker at \
+                 {client_addr} has the same dLegerSelfId or brokerId: give each broker its own, or \
+                 stop the other one",
+                config.broker_name, m.broker_addr, m.ha_addr, m.last_heartbeat_age_ms
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Starts one registration loop per nameserver; they end when `stopped` turns true, after
-/// telling each nameserver this replica is going.
+/// telling each nameserver this replica is going. A nameserver that keeps refusing this
+/// replica because another live broker holds its node id (longer than a registration takes to
+/// expire) makes the replica stop: `fatal` receives why.
 pub fn spawn(
     ctx: BrokerContext,
     ha_addr: String,
     stopped: watch::Receiver<bool>,
+    fatal: watch::Sender<Option<String>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     ctx.config
         .namesrv_addr
@@ -99,6 +152,7 @@ pub fn spawn(
                 addr,
                 channel,
                 stopped.clone(),
+                fatal.clone(),
             ))
         })
         .collect()
@@ -110,17 +164,42 @@ async fn register_loop(
     addr: String,
     channel: Channel,
     mut stopped: watch::Receiver<bool>,
+    fatal: watch::Sender<Option<String>>,
 ) {
     let mut client = NameServiceClient::new(channel);
     let mut metrics = ctx.raft.metrics();
     let mut topics = ctx.state.topic_changes();
     let mut last_sent: Option<(pb::RaftRole, u64, bool)> = None;
     let mut reachable = true;
+    // When the nameserver first said another broker holds this node id.
+    let mut refused_since: Option<tokio::time::Instant> = None;
+    let patience =
+        heartbeat_timeout(ctx.config.register_name_server_period) + Duration::from_secs(1);
     loop {
         let req = registration(&ctx, &ha_addr);
         let key = (req.raft_role(), req.term, req.is_leader);
         match client.register_broker(req).await {
+            Ok(resp) if resp.get_ref().node_id_taken => {
+                let why = resp
+                    .into_inner()
+                    .status
+                    .map(|s| s.remark)
+                    .unwrap_or_default();
+                let since = *refused_since.get_or_insert_with(tokio::time::Instant::now);
+                // A broker that moved may find its old registration there until it expires;
+                // one that stays refused for longer has a live twin.
+                if since.elapsed() >= patience {
+                    tracing::error!(%addr, "{why}");
+                    fatal.send_replace(Some(format!(
+                        "nameserver {addr} refused this broker: {why}"
+                    )));
+                    return;
+                }
+                warn!(%addr, "{why}; retrying until the other registration would have expired");
+                last_sent = None;
+            }
             Ok(resp) => {
+                refused_since = None;
                 let resp = resp.into_inner();
                 if !reachable {
                     info!(%addr, "nameserver reachable again");

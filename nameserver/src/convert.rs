@@ -250,7 +250,7 @@ mod tests {
     fn group_route_shows_leader_address_and_ages() {
         let mut table = crate::route_table::RouteTable::new();
         let t0 = Instant::now();
-        let out = table.register(parse(request()).unwrap(), t0);
+        let out = table.register(parse(request()).unwrap(), t0).unwrap();
         let route = group_route(&out.group, t0 + Duration::from_millis(1500));
         assert_eq!(route.leader_node_id, Some(1));
         assert_eq!(route.leader_addr, "127.0.0.1:10911");
@@ -288,8 +288,8 @@ mod tests {
             term: 4,
             ..request()
         };
-        table.register(parse(leader).unwrap(), t0);
-        let out = table.register(parse(request()).unwrap(), t0);
+        table.register(parse(leader).unwrap(), t0).unwrap();
+        let out = table.register(parse(request()).unwrap(), t0).unwrap();
         assert!(!out.leader_accepted);
         let route = group_route(&out.group, t0);
         assert_eq!(route.leader_node_id, Some(2));

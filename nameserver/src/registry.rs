@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::NamesrvConfig;
 use crate::convert;
-use crate::route_table::{Group, Registration, RouteChange, RouteTable};
+use crate::route_table::{Group, NodeIdTaken, Registration, RouteChange, RouteTable};
 
 /// What a registration did, as the wire reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,8 +66,9 @@ impl Registry {
         &self.epoch
     }
 
-    /// Records a registration (or heartbeat).
-    pub fn register(&self, registration: Registration) -> Registered {
+    /// Records a registration (or heartbeat); refused when another live broker holds its node
+    /// id.
+    pub fn register(&self, registration: Registration) -> Result<Registered, NodeIdTaken> {
         let now = Instant::now();
         let name = registration.broker_name.clone();
         let member = registration.member.clone();
@@ -78,7 +79,15 @@ impl Registry {
         let group_before = table.group(&name);
         let known = group_before.is_some_and(|g| g.member(member.node_id).is_some());
         let leader_before = group_before.and_then(leader_of);
-        let outcome = table.register(registration, now);
+        let outcome = match table.register(registration, now) {
+            Ok(outcome) => outcome,
+            Err(taken) => {
+                drop(table);
+                warn!(group = %name, node_id = taken.node_id, held_by = %taken.held_by,
+                    claimed_by = %taken.claimed_by, "registration refused: {taken}");
+                return Err(taken);
+            }
+        };
         self.publish(&outcome.changes, now);
         drop(table);
 
@@ -105,10 +114,10 @@ impl Registry {
                 "stale leadership claim refused: a leader with a higher term is recorded"
             );
         }
-        Registered {
+        Ok(Registered {
             leader_accepted: outcome.leader_accepted,
             group: convert::group_route(&outcome.group, now),
-        }
+        })
     }
 
     /// Removes a member at once; false when no such member is registered.
@@ -314,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn snapshot_first_then_changes_in_version_order() {
         let registry = registry(16);
-        registry.register(registration("g", 0, 1, true));
+        registry.register(registration("g", 0, 1, true)).unwrap();
         let mut stream = Box::pin(registry.watch());
         let first = next(&mut stream).await;
         assert_eq!(first.epoch, registry.epoch());
@@ -323,7 +332,7 @@ mod tests {
             Some(PbChange::Snapshot(s)) => assert_eq!(s.groups[0].leader_node_id, Some(0)),
             other => panic!("expected a snapshot, got {other:?}"),
         }
-        let out = registry.register(registration("g", 1, 2, true));
+        let out = registry.register(registration("g", 1, 2, true)).unwrap();
         assert!(out.leader_accepted);
         let event = next(&mut stream).await;
         assert_eq!(event.version, 2);
@@ -334,7 +343,7 @@ mod tests {
             other => panic!("expected a group update, got {other:?}"),
         }
         // A plain heartbeat sends nothing; the next real change comes next.
-        registry.register(registration("g", 1, 2, true));
+        registry.register(registration("g", 1, 2, true)).unwrap();
         assert!(registry.unregister("g", 0, ""));
         assert_eq!(next(&mut stream).await.version, 3);
     }
@@ -346,7 +355,9 @@ mod tests {
         assert_eq!(next(&mut stream).await.version, 0);
         // Ten changes while the watcher is not reading: more than the channel holds.
         for node in 0..10 {
-            registry.register(registration("g", node, 1, false));
+            registry
+                .register(registration("g", node, 1, false))
+                .unwrap();
         }
         let event = next(&mut stream).await;
         assert_eq!(event.version, 10);
@@ -355,7 +366,7 @@ mod tests {
             other => panic!("expected a snapshot, got {other:?}"),
         }
         // Back in step: the next change is an ordinary event.
-        registry.register(registration("g", 10, 1, false));
+        registry.register(registration("g", 10, 1, false)).unwrap();
         let event = next(&mut stream).await;
         assert_eq!(event.version, 11);
         assert!(
@@ -387,7 +398,7 @@ mod tests {
                 perm: 6,
             },
         );
-        registry.register(reg);
+        registry.register(reg).unwrap();
         let (topic, groups) = registry.query_route("T").unwrap();
         assert_eq!(topic.queue_datas.len(), 1);
         assert_eq!(groups[0].broker_name, "g");

@@ -37,18 +37,28 @@ impl proto::NameService for RouteService {
     ) -> Result<Response<pb::RegisterBrokerResponse>, Status> {
         let default_timeout = self.registry.default_heartbeat_timeout();
         let response = match convert::registration(request.into_inner(), default_timeout) {
-            Ok(registration) => {
-                let registered = self.registry.register(registration);
-                pb::RegisterBrokerResponse {
+            Ok(registration) => match self.registry.register(registration) {
+                Ok(registered) => pb::RegisterBrokerResponse {
                     status: Some(ResponseStatus::ok()),
                     leader_accepted: registered.leader_accepted,
                     group: Some(registered.group),
-                }
-            }
+                    node_id_taken: false,
+                },
+                Err(taken) => pb::RegisterBrokerResponse {
+                    status: Some(ResponseStatus::new(
+                        ResponseCode::IllegalArgument,
+                        taken.to_string(),
+                    )),
+                    leader_accepted: false,
+                    group: None,
+                    node_id_taken: true,
+                },
+            },
             Err(remark) => pb::RegisterBrokerResponse {
                 status: Some(ResponseStatus::new(ResponseCode::IllegalArgument, remark)),
                 leader_accepted: false,
                 group: None,
+                node_id_taken: false,
             },
         };
         Ok(Response::new(response))

@@ -292,6 +292,29 @@ pub struct RegisterOutcome {
     pub changes: Vec<RouteChange>,
 }
 
+/// A registration refused because another live broker holds its node id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "node {node_id} of group {broker_name} is already registered by the broker at {held_by} \
+     (replication {held_by_ha}, last heartbeat {} ms ago), not {claimed_by}: two brokers \
+     have the same dLegerSelfId or brokerId; give each its own, or stop the other one",
+    heartbeat_age.as_millis()
+)]
+pub struct NodeIdTaken {
+    /// brokerName of the group.
+    pub broker_name: String,
+    /// The node id both brokers claim.
+    pub node_id: u64,
+    /// Client address of the broker that holds the id.
+    pub held_by: String,
+    /// Its replication address.
+    pub held_by_ha: String,
+    /// Client address of the refused registration.
+    pub claimed_by: String,
+    /// How long ago the holder last registered.
+    pub heartbeat_age: Duration,
+}
+
 /// A member dropped by [`RouteTable::expire`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiredMember {
@@ -386,7 +409,32 @@ impl RouteTable {
     }
 
     /// Records a registration (or heartbeat) that arrived at `now`.
-    pub fn register(&mut self, registration: Registration, now: Instant) -> RegisterOutcome {
+    ///
+    /// A registration naming a node id that another live broker holds (another address) is
+    /// refused ([`NodeIdTaken`]): two brokers configured with one `dLegerSelfId` or `brokerId`
+    /// would otherwise take turns as that node. Once the first one's registration expires
+    /// (it stopped, or moved), the id is free again.
+    pub fn register(
+        &mut self,
+        registration: Registration,
+        now: Instant,
+    ) -> Result<RegisterOutcome, NodeIdTaken> {
+        if let Some(held) = self
+            .groups
+            .get(&registration.broker_name)
+            .and_then(|g| g.route.members.get(&registration.member.node_id))
+            .filter(|m| !m.is_expired(now))
+            .filter(|m| m.info.broker_addr != registration.member.broker_addr)
+        {
+            return Err(NodeIdTaken {
+                broker_name: registration.broker_name.clone(),
+                node_id: registration.member.node_id,
+                held_by: held.info.broker_addr.clone(),
+                held_by_ha: held.info.ha_addr.clone(),
+                claimed_by: registration.member.broker_addr.clone(),
+                heartbeat_age: held.heartbeat_age(now),
+            });
+        }
         let Registration {
             cluster_name,
             broker_name,
@@ -423,12 +471,12 @@ impl RouteTable {
         }
         let group = entry.route.clone();
         let changes = self.commit(&broker_name, before);
-        RegisterOutcome {
+        Ok(RegisterOutcome {
             leader_accepted,
             group,
             superseded,
             changes,
-        }
+        })
     }
 
     /// Removes the member `node_id` of group `broker_name` at once (a clean shutdown).

@@ -1,5 +1,17 @@
 use super::*;
 
+/// Registrations in these tests never reuse a node id from another address: their outcome.
+trait Accept {
+    fn accept(&mut self, registration: Registration, now: Instant) -> RegisterOutcome;
+}
+
+impl Accept for RouteTable {
+    fn accept(&mut self, registration: Registration, now: Instant) -> RegisterOutcome {
+        self.register(registration, now)
+            .expect("no other broker holds the node id")
+    }
+}
+
 const TIMEOUT: Duration = Duration::from_secs(5);
 const QUEUES: QueueConfig = QueueConfig {
     read_queue_nums: 4,
@@ -83,9 +95,9 @@ fn kinds(changes: &[RouteChange]) -> Vec<String> {
 /// Three members of "g", n0 leading in term 1, registered at `t0`.
 fn three_members(t0: Instant) -> RouteTable {
     let mut table = RouteTable::new();
-    table.register(reg("g", 0, 1, true), t0);
-    table.register(reg("g", 1, 1, false), t0);
-    table.register(reg("g", 2, 1, false), t0);
+    table.accept(reg("g", 0, 1, true), t0);
+    table.accept(reg("g", 1, 1, false), t0);
+    table.accept(reg("g", 2, 1, false), t0);
     table
 }
 
@@ -93,7 +105,7 @@ fn three_members(t0: Instant) -> RouteTable {
 fn first_registration_creates_group_then_topic() {
     let mut table = RouteTable::new();
     let now = Instant::now();
-    let out = table.register(reg("g", 0, 1, true), now);
+    let out = table.accept(reg("g", 0, 1, true), now);
     assert!(out.leader_accepted);
     assert_eq!(kinds(&out.changes), ["group g", "topic T"]);
     assert_eq!(
@@ -115,7 +127,7 @@ fn heartbeat_without_change_changes_nothing_but_the_heartbeat() {
     let t0 = Instant::now();
     let mut table = three_members(t0);
     let version = table.version();
-    let out = table.register(reg("g", 1, 1, false), t0 + ms(100));
+    let out = table.accept(reg("g", 1, 1, false), t0 + ms(100));
     assert!(out.changes.is_empty());
     assert!(!out.leader_accepted);
     assert_eq!(table.version(), version);
@@ -123,7 +135,7 @@ fn heartbeat_without_change_changes_nothing_but_the_heartbeat() {
     assert_eq!(member.last_heartbeat, t0 + ms(100));
     assert_eq!(member.heartbeat_age(t0 + ms(300)), ms(200));
     // The leader's heartbeat keeps it leader.
-    let out = table.register(reg("g", 0, 1, true), t0 + ms(100));
+    let out = table.accept(reg("g", 0, 1, true), t0 + ms(100));
     assert!(out.leader_accepted && out.changes.is_empty());
 }
 
@@ -131,9 +143,9 @@ fn heartbeat_without_change_changes_nothing_but_the_heartbeat() {
 fn three_member_group_lists_members_sorted_with_leader() {
     let t0 = Instant::now();
     let mut table = RouteTable::new();
-    table.register(reg("g", 2, 1, false), t0);
-    table.register(reg("g", 0, 1, true), t0);
-    let out = table.register(reg("g", 1, 1, false), t0);
+    table.accept(reg("g", 2, 1, false), t0);
+    table.accept(reg("g", 0, 1, true), t0);
+    let out = table.accept(reg("g", 1, 1, false), t0);
     assert_eq!(node_ids(&out.group), [0, 1, 2]);
     assert_eq!(leader_of(&table, "g"), Some((0, 1)));
     assert_eq!(
@@ -143,7 +155,7 @@ fn three_member_group_lists_members_sorted_with_leader() {
     // Sorted by brokerId first: a node with a lower brokerId comes first.
     let mut odd = reg("g", 3, 1, false);
     odd.member.broker_id = 1;
-    let out = table.register(odd, t0);
+    let out = table.accept(odd, t0);
     assert_eq!(node_ids(&out.group), [0, 3, 1, 2]);
 }
 
@@ -151,13 +163,13 @@ fn three_member_group_lists_members_sorted_with_leader() {
 fn higher_term_leader_replaces_and_stale_term_never_does() {
     let t0 = Instant::now();
     let mut table = three_members(t0);
-    let out = table.register(reg("g", 1, 2, true), t0);
+    let out = table.accept(reg("g", 1, 2, true), t0);
     assert!(out.leader_accepted);
     assert_eq!(kinds(&out.changes), ["group g"]);
     assert_eq!(leader_of(&table, "g"), Some((1, 2)));
 
     // The old master, not yet aware of the new term, still claims leadership in term 1.
-    let out = table.register(reg("g", 0, 1, true), t0 + ms(10));
+    let out = table.accept(reg("g", 0, 1, true), t0 + ms(10));
     assert!(!out.leader_accepted);
     assert_eq!(out.group.leader().map(|m| m.info.node_id), Some(1));
     assert_eq!(out.group.term(), 2);
@@ -170,7 +182,7 @@ fn higher_term_leader_replaces_and_stale_term_never_does() {
     );
     // The same claim again is a heartbeat: the route does not change.
     let version = table.version();
-    let out = table.register(reg("g", 0, 1, true), t0 + ms(20));
+    let out = table.accept(reg("g", 0, 1, true), t0 + ms(20));
     assert!(!out.leader_accepted && out.changes.is_empty());
     assert_eq!(table.version(), version);
 }
@@ -181,7 +193,7 @@ fn a_leader_of_a_higher_term_drops_the_superseded_one_at_once() {
     let mut table = three_members(t0);
     assert_eq!(broker_ids(&table, "g"), [(0, 0), (1, 2), (2, 3)]);
     // n0 was killed; n1 wins the election long before n0's heartbeat timeout.
-    let out = table.register(reg("g", 1, 2, true), t0 + ms(300));
+    let out = table.accept(reg("g", 1, 2, true), t0 + ms(300));
     assert!(out.leader_accepted);
     let superseded: Vec<(u64, u64)> = out.superseded.iter().map(|m| (m.node_id, m.term)).collect();
     assert_eq!(superseded, [(0, 1)]);
@@ -190,7 +202,7 @@ fn a_leader_of_a_higher_term_drops_the_superseded_one_at_once() {
     assert_eq!(kinds(&out.changes), ["group g"]);
     assert!(table.topic_route("T").is_some());
     // Its heartbeats would have run out later: nothing left to expire then.
-    table.register(reg("g", 2, 2, false), t0 + TIMEOUT);
+    table.accept(reg("g", 2, 2, false), t0 + TIMEOUT);
     assert!(table.expire(t0 + TIMEOUT + ms(1)).expired.is_empty());
 }
 
@@ -199,16 +211,16 @@ fn only_leadership_claims_in_older_terms_are_superseded() {
     let t0 = Instant::now();
     let mut table = three_members(t0);
     // n0 stepped down and said so in the new term before n1's claim arrived: it stays.
-    table.register(reg("g", 0, 2, false), t0);
-    let out = table.register(reg("g", 1, 2, true), t0);
+    table.accept(reg("g", 0, 2, false), t0);
+    let out = table.accept(reg("g", 1, 2, true), t0);
     assert!(out.superseded.is_empty());
     assert_eq!(node_ids(&out.group), [1, 0, 2]);
     // A leader re-elected in a later term supersedes nobody, itself least of all.
-    let out = table.register(reg("g", 1, 3, true), t0);
+    let out = table.accept(reg("g", 1, 3, true), t0);
     assert!(out.superseded.is_empty() && out.leader_accepted);
     assert_eq!(node_ids(&out.group), [1, 0, 2]);
     // A follower's higher term supersedes nobody either (see the next test).
-    let out = table.register(reg("g", 2, 9, false), t0);
+    let out = table.accept(reg("g", 2, 9, false), t0);
     assert!(out.superseded.is_empty());
     assert_eq!(leader_of(&table, "g"), Some((1, 3)));
 }
@@ -220,11 +232,11 @@ fn broker_ids_stay_put_through_failovers_and_one_row_has_zero() {
     // Each failover: the leader dies, a survivor wins, the dead node comes back as a follower.
     for (term, (dead, winner)) in [(0, 1), (1, 2), (2, 0)].into_iter().enumerate() {
         let term = term as u64 + 2;
-        table.register(reg("g", winner, term, true), t0);
+        table.accept(reg("g", winner, term, true), t0);
         let ids = broker_ids(&table, "g");
         assert_eq!(ids.iter().filter(|(_, id)| *id == 0).count(), 1, "{ids:?}");
         assert!(!ids.iter().any(|(node, _)| *node == dead), "{ids:?}");
-        table.register(reg("g", dead, term, false), t0);
+        table.accept(reg("g", dead, term, false), t0);
         let mut ids = broker_ids(&table, "g");
         ids.sort_unstable();
         let want: Vec<(u64, u64)> = (0..3)
@@ -238,7 +250,7 @@ fn broker_ids_stay_put_through_failovers_and_one_row_has_zero() {
 fn equal_term_claim_from_another_node_replaces_the_leader() {
     let t0 = Instant::now();
     let mut table = three_members(t0);
-    let out = table.register(reg("g", 2, 1, true), t0);
+    let out = table.accept(reg("g", 2, 1, true), t0);
     assert!(out.leader_accepted);
     assert_eq!(leader_of(&table, "g"), Some((2, 1)));
     // The term did not rise, so n0's claim is not superseded, but only n2 shows brokerId 0.
@@ -252,7 +264,7 @@ fn follower_registration_never_changes_the_leader() {
     let mut table = three_members(t0);
     // A follower that has seen a higher term (a partitioned node campaigning) does not
     // unseat the leader.
-    let out = table.register(reg("g", 2, 9, false), t0);
+    let out = table.accept(reg("g", 2, 9, false), t0);
     assert!(!out.leader_accepted);
     assert_eq!(leader_of(&table, "g"), Some((0, 1)));
     assert_eq!(kinds(&out.changes), ["group g"]); // its term changed
@@ -263,11 +275,11 @@ fn leader_stepping_down_leaves_the_group_leaderless() {
     let t0 = Instant::now();
     let mut table = three_members(t0);
     // A stale follower report from the leader (term lower than recorded) is ignored.
-    table.register(reg("g", 0, 3, true), t0);
-    table.register(reg("g", 0, 2, false), t0);
+    table.accept(reg("g", 0, 3, true), t0);
+    table.accept(reg("g", 0, 2, false), t0);
     assert_eq!(leader_of(&table, "g"), Some((0, 3)));
     // A follower report in its own term (or later) means it lost leadership.
-    let out = table.register(reg("g", 0, 3, false), t0);
+    let out = table.accept(reg("g", 0, 3, false), t0);
     assert!(out.group.leader().is_none());
     assert_eq!(out.group.term(), 3);
     assert_eq!(kinds(&out.changes), ["group g"]);
@@ -277,7 +289,7 @@ fn leader_stepping_down_leaves_the_group_leaderless() {
 fn members_expire_strictly_after_their_timeout_and_heartbeats_keep_them() {
     let t0 = Instant::now();
     let mut table = three_members(t0);
-    table.register(reg("g", 1, 1, false), t0 + ms(3000));
+    table.accept(reg("g", 1, 1, false), t0 + ms(3000));
     assert!(table.expire(t0 + TIMEOUT).expired.is_empty());
     let expiry = table.expire(t0 + TIMEOUT + ms(1));
     let mut gone: Vec<u64> = expiry.expired.iter().map(|e| e.info.node_id).collect();
@@ -301,16 +313,16 @@ fn members_expire_strictly_after_their_timeout_and_heartbeats_keep_them() {
 fn term_is_kept_after_leader_expiry_so_a_stale_claim_still_fails() {
     let t0 = Instant::now();
     let mut table = three_members(t0);
-    table.register(reg("g", 1, 2, true), t0);
-    table.register(reg("g", 0, 1, false), t0 + ms(4000));
-    table.register(reg("g", 2, 2, false), t0 + ms(4000));
+    table.accept(reg("g", 1, 2, true), t0);
+    table.accept(reg("g", 0, 1, false), t0 + ms(4000));
+    table.accept(reg("g", 2, 2, false), t0 + ms(4000));
     table.expire(t0 + ms(5001)); // n1, the leader in term 2, expires
     assert_eq!(table.group("g").unwrap().term(), 2);
-    let out = table.register(reg("g", 0, 1, true), t0 + ms(5002));
+    let out = table.accept(reg("g", 0, 1, true), t0 + ms(5002));
     assert!(!out.leader_accepted);
     assert!(out.group.leader().is_none());
     // The next election's winner is accepted.
-    let out = table.register(reg("g", 2, 3, true), t0 + ms(5003));
+    let out = table.accept(reg("g", 2, 3, true), t0 + ms(5003));
     assert!(out.leader_accepted);
     assert_eq!(leader_of(&table, "g"), Some((2, 3)));
 }
@@ -321,8 +333,8 @@ fn each_member_expires_after_its_own_timeout() {
     let mut table = RouteTable::new();
     let mut short = reg("g", 0, 1, true);
     short.member.heartbeat_timeout = ms(500);
-    table.register(short, t0);
-    table.register(reg("g", 1, 1, false), t0);
+    table.accept(short, t0);
+    table.accept(reg("g", 1, 1, false), t0);
     let expiry = table.expire(t0 + ms(501));
     assert_eq!(expiry.expired.len(), 1);
     assert_eq!(expiry.expired[0].info.node_id, 0);
@@ -347,7 +359,7 @@ fn last_member_gone_removes_topics_then_group() {
     assert!(table.topic_route("T").is_none());
     assert!(table.groups().is_empty());
     // A forgotten group starts over: a re-created group in term 1 is accepted again.
-    let out = table.register(reg("g", 0, 1, true), t0 + ms(6000));
+    let out = table.accept(reg("g", 0, 1, true), t0 + ms(6000));
     assert!(out.leader_accepted);
 }
 
@@ -357,13 +369,13 @@ fn topics_are_the_union_of_live_members_reports_leader_first() {
     let mut table = RouteTable::new();
     let mut n0 = reg("g", 0, 1, true);
     n0.topics = topics(&[("A", queues(8))]);
-    table.register(n0.clone(), t0);
+    table.accept(n0.clone(), t0);
     // A follower that still has an older config of A, and a topic B the leader lacks (it
     // was created, the leader's report has not caught up, or the leader deleted it and the
     // follower has not applied that yet).
     let mut n1 = reg("g", 1, 1, false);
     n1.topics = topics(&[("A", queues(4)), ("B", queues(2))]);
-    let out = table.register(n1.clone(), t0);
+    let out = table.accept(n1.clone(), t0);
     assert_eq!(kinds(&out.changes), ["group g", "topic B"]);
     assert_eq!(table.topic_route("A").unwrap().0.queues["g"], queues(8));
     assert_eq!(table.topic_route("B").unwrap().0.queues["g"], queues(2));
@@ -371,7 +383,7 @@ fn topics_are_the_union_of_live_members_reports_leader_first() {
     // Without a leader the lowest (brokerId, node id) wins: n0, which still reports 8.
     n0.is_leader = false;
     n0.member.raft_role = RaftRole::Follower;
-    let out = table.register(n0.clone(), t0);
+    let out = table.accept(n0.clone(), t0);
     assert_eq!(kinds(&out.changes), ["group g"]);
     assert_eq!(table.topic_route("A").unwrap().0.queues["g"], queues(8));
 
@@ -379,12 +391,12 @@ fn topics_are_the_union_of_live_members_reports_leader_first() {
     n1.is_leader = true;
     n1.member.term = 2;
     n1.member.raft_role = RaftRole::Leader;
-    let out = table.register(n1, t0);
+    let out = table.accept(n1, t0);
     assert_eq!(kinds(&out.changes), ["group g", "topic A"]);
     assert_eq!(table.topic_route("A").unwrap().0.queues["g"], queues(4));
 
     // When the only member reporting B expires, B is gone.
-    table.register(n0, t0 + ms(3000));
+    table.accept(n0, t0 + ms(3000));
     let expiry = table.expire(t0 + TIMEOUT + ms(1));
     assert_eq!(kinds(&expiry.changes), ["group g", "topic A", "-topic B"]);
     assert_eq!(table.topic_route("A").unwrap().0.queues["g"], queues(8));
@@ -397,12 +409,12 @@ fn changed_topic_config_is_a_topic_change_only() {
     let mut table = three_members(t0);
     let mut n0 = reg("g", 0, 1, true);
     n0.topics = topics(&[("T", queues(16)), ("U", queues(1))]);
-    let out = table.register(n0.clone(), t0);
+    let out = table.accept(n0.clone(), t0);
     assert_eq!(kinds(&out.changes), ["topic T", "topic U"]);
     // Only the leader reported U (the followers report T alone), so when it deletes U no
     // live member hosts it any more.
     n0.topics = topics(&[("T", queues(16))]);
-    let out = table.register(n0, t0);
+    let out = table.accept(n0, t0);
     assert_eq!(kinds(&out.changes), ["-topic U"]);
 }
 
@@ -410,8 +422,8 @@ fn changed_topic_config_is_a_topic_change_only() {
 fn a_topic_lists_every_group_hosting_it() {
     let t0 = Instant::now();
     let mut table = RouteTable::new();
-    table.register(reg("b", 0, 1, true), t0);
-    let out = table.register(reg("a", 0, 1, true), t0 + ms(4000));
+    table.accept(reg("b", 0, 1, true), t0);
+    let out = table.accept(reg("a", 0, 1, true), t0 + ms(4000));
     // The second group adds itself to T: a topic change.
     assert_eq!(kinds(&out.changes), ["group a", "topic T"]);
     let (route, groups) = table.topic_route("T").unwrap();
@@ -433,9 +445,11 @@ fn a_topic_lists_every_group_hosting_it() {
 fn re_registration_with_new_address_or_cluster_is_a_group_change() {
     let t0 = Instant::now();
     let mut table = three_members(t0);
+    // A broker that moved to another address, once its old registration has expired (until
+    // then another broker holds the id: see the next test).
     let mut moved = reg("g", 1, 1, false);
     moved.member.broker_addr = "127.0.0.1:20000".to_owned();
-    let out = table.register(moved, t0);
+    let out = table.accept(moved, t0 + TIMEOUT + ms(1));
     assert_eq!(kinds(&out.changes), ["group g"]);
     assert_eq!(
         out.group.member(1).unwrap().info.broker_addr,
@@ -445,7 +459,7 @@ fn re_registration_with_new_address_or_cluster_is_a_group_change() {
 
     let mut recluster = reg("g", 0, 1, true);
     recluster.cluster_name = "other".to_owned();
-    let out = table.register(recluster, t0);
+    let out = table.accept(recluster, t0);
     assert_eq!(kinds(&out.changes), ["group g"]);
     assert_eq!(out.group.cluster_name(), "other");
 }
@@ -477,10 +491,10 @@ fn versions_are_consecutive_and_the_snapshot_shows_the_last() {
     let mut table = RouteTable::new();
     let mut versions = Vec::new();
     let mut n0 = reg("g", 0, 1, true);
-    versions.extend(table.register(n0.clone(), t0).changes);
-    versions.extend(table.register(reg("h", 0, 1, true), t0).changes);
+    versions.extend(table.accept(n0.clone(), t0).changes);
+    versions.extend(table.accept(reg("h", 0, 1, true), t0).changes);
     n0.topics = topics(&[("X", QUEUES), ("Y", QUEUES)]);
-    versions.extend(table.register(n0, t0).changes);
+    versions.extend(table.accept(n0, t0).changes);
     versions.extend(table.expire(t0 + TIMEOUT * 2).changes);
     let numbers: Vec<u64> = versions.iter().map(|c| c.version).collect();
     let expected: Vec<u64> = (1..=numbers.len() as u64).collect();
@@ -496,11 +510,11 @@ fn snapshot_and_queries_are_sorted() {
     let mut z = reg("a", 0, 1, true);
     z.cluster_name = "z".to_owned();
     z.topics = topics(&[("Z1", QUEUES)]);
-    table.register(z, t0);
+    table.accept(z, t0);
     let mut b = reg("b", 0, 1, true);
     b.topics = topics(&[("B1", QUEUES), ("A1", QUEUES)]);
-    table.register(b, t0);
-    table.register(reg("c", 0, 1, true), t0);
+    table.accept(b, t0);
+    table.accept(reg("c", 0, 1, true), t0);
 
     let snapshot = table.snapshot();
     let names: Vec<(&str, &str)> = snapshot
@@ -523,17 +537,17 @@ fn snapshot_and_queries_are_sorted() {
 fn restarted_table_is_rebuilt_from_re_registrations() {
     let t0 = Instant::now();
     let mut old = three_members(t0);
-    old.register(reg("g", 1, 2, true), t0);
-    old.register(reg("g", 0, 2, false), t0);
-    old.register(reg("g", 2, 2, false), t0);
+    old.accept(reg("g", 1, 2, true), t0);
+    old.accept(reg("g", 0, 2, false), t0);
+    old.accept(reg("g", 2, 2, false), t0);
 
     // The new table hears the heartbeats in another order: followers before the leader.
     let t1 = t0 + ms(100);
     let mut new = RouteTable::new();
-    assert!(!new.register(reg("g", 2, 2, false), t1).leader_accepted);
-    assert!(!new.register(reg("g", 0, 2, false), t1).leader_accepted);
+    assert!(!new.accept(reg("g", 2, 2, false), t1).leader_accepted);
+    assert!(!new.accept(reg("g", 0, 2, false), t1).leader_accepted);
     assert!(new.group("g").unwrap().leader().is_none());
-    assert!(new.register(reg("g", 1, 2, true), t1).leader_accepted);
+    assert!(new.accept(reg("g", 1, 2, true), t1).leader_accepted);
 
     let strip = |s: RouteSnapshot| {
         let groups: Vec<_> = s
@@ -553,6 +567,40 @@ fn restarted_table_is_rebuilt_from_re_registrations() {
     };
     assert_eq!(strip(new.snapshot()), strip(old.snapshot()));
     // A stale master's first heartbeat to the new nameserver cannot take over either.
-    assert!(!new.register(reg("g", 0, 1, true), t1).leader_accepted);
+    assert!(!new.accept(reg("g", 0, 1, true), t1).leader_accepted);
     assert_eq!(leader_of(&new, "g"), Some((1, 2)));
+}
+
+#[test]
+fn a_node_id_held_by_a_live_broker_is_refused_to_another_address() {
+    let mut table = RouteTable::new();
+    let t0 = Instant::now();
+    table.accept(reg("g", 0, 1, true), t0);
+    let mut twin = reg("g", 0, 1, false);
+    twin.member.broker_addr = "10.9.9.9:30911".into();
+    let taken = table.register(twin.clone(), t0 + ms(100)).unwrap_err();
+    assert_eq!(
+        (taken.node_id, taken.claimed_by.as_str()),
+        (0, "10.9.9.9:30911")
+    );
+    let text = taken.to_string();
+    assert!(
+        text.contains(&reg("g", 0, 1, true).member.broker_addr) && text.contains("10.9.9.9:30911"),
+        "names both: {text}"
+    );
+    // The holder is unchanged; its own heartbeats go on.
+    assert_eq!(
+        table
+            .group("g")
+            .unwrap()
+            .member(0)
+            .unwrap()
+            .info
+            .broker_addr,
+        reg("g", 0, 1, true).member.broker_addr
+    );
+    table.accept(reg("g", 0, 1, true), t0 + ms(200));
+    // Once the holder's registration expires (it stopped or moved), the id is free.
+    let later = t0 + ms(200) + TIMEOUT + ms(1);
+    assert!(table.register(twin, later).is_ok());
 }
