@@ -39,6 +39,11 @@ pub fn read_file(path: &Path) -> Result<Vec<Property>, Error> {
         path: path.to_owned(),
         source,
     })?;
+    parse_bytes(bytes, path)
+}
+
+/// Parses the bytes of a properties file as [`read_file`] does: UTF-8, else ISO-8859-1.
+pub fn parse_bytes(bytes: Vec<u8>, path: &Path) -> Result<Vec<Property>, Error> {
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         // Java reads RocketMQ's files as ISO-8859-1, where every byte is the code point of
