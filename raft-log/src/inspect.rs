@@ -647,7 +647,8 @@ fn decode_purge_point(b: &[u8]) -> Option<PurgePoint> {
     }
     let term = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     let index = u64::from_le_bytes(b.get(8..16)?.try_into().ok()?);
-    Some(PurgePoint { term, index })
+    // As the store reads it: the log continues after a purge point.
+    (index < u64::MAX).then_some(PurgePoint { term, index })
 }
 
 fn hex(b: &[u8]) -> String {

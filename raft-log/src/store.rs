@@ -180,10 +180,15 @@ fn encode_log_id(id: &LogId) -> [u8; 16] {
     b
 }
 
+/// A purge point; `None` when the bytes are not one (exactly as [`encode_log_id`] writes
+/// them). The log continues after it, so it is never at `u64::MAX`.
 fn decode_log_id(b: &[u8]) -> Option<LogId> {
+    if b.len() != 16 {
+        return None;
+    }
     let term = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     let index = u64::from_le_bytes(b.get(8..16)?.try_into().ok()?);
-    Some(LogId { term, index })
+    (index < u64::MAX).then_some(LogId { term, index })
 }
 
 impl State {
@@ -233,7 +238,9 @@ impl State {
                 return None;
             }
         }
-        self.segment_for_index(index + 1)
+        index
+            .checked_add(1)
+            .and_then(|next| self.segment_for_index(next))
             .and_then(|s| s.term_of(index))
             .or_else(|| self.segment_for_index(index).and_then(|s| s.term_of(index)))
     }
@@ -1263,6 +1270,57 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("in use"), "{err}");
+    }
+
+    #[test]
+    fn an_entry_at_index_u64_max_is_cut_off_not_wrapped() {
+        // Found by the log_recovery fuzz target: a checksummed entry at index u64::MAX after
+        // the last one (with or without its index record) overflowed the index that recovery
+        // expects next.
+        use std::os::unix::fs::FileExt;
+        for with_index_record in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(dir.path(), 4096);
+            let last = LogId {
+                index: u64::MAX - 1,
+                term: 3,
+            };
+            s.append(&[NewEntry {
+                index: last.index,
+                term: last.term,
+                kind: EntryKind::Normal,
+                body: b"last",
+            }])
+            .unwrap();
+            let end = s.segments()[0].used_bytes;
+            drop(s);
+            let mut forged = Vec::new();
+            format::encode_entry(&mut forged, u64::MAX, 3, end, EntryKind::Normal, b"x");
+            let data = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.path().join(format::segment_file_name(0)))
+                .unwrap();
+            data.write_all_at(&forged, end).unwrap();
+            if with_index_record {
+                let mut record = Vec::new();
+                IndexRecord {
+                    position: end,
+                    term: 3,
+                    size: forged.len() as u32,
+                }
+                .encode_into(&mut record);
+                let idx = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.path().join(format::index_file_name(0)))
+                    .unwrap();
+                idx.write_all_at(&record, INDEX_HEADER_LEN + INDEX_RECORD_LEN as u64)
+                    .unwrap();
+            }
+            let s = store(dir.path(), 4096);
+            assert_eq!(s.last_log_id(), Some(last));
+            assert_eq!(&s.read(last.index).unwrap().body[..], b"last");
+            assert_eq!(s.term_of(u64::MAX), None);
+        }
     }
 
     /// The segment files of a store directory, by name.
