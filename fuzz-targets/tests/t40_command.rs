@@ -56,6 +56,19 @@ fn saved_inputs() {
     replay_saved("command_decode", command_decode);
 }
 
+/// `records` reserves room for `count` records before looking at the bytes, so a count that
+/// the bytes cannot hold aborts the process (103 GB asked for here) instead of being an
+/// error. `decode` never hands it such a count (each message costs its SEND two bytes of
+/// key length first), which is why the target cannot reach it; any other caller can.
+/// Ignored until `broker/src/command.rs`, being rewritten, bounds the reservation by the
+/// bytes (`count.min(records.len() / RECORD_HEADER_LEN)`); then this belongs beside it.
+#[test]
+#[ignore = "aborts the test process until records() bounds its reservation by the bytes"]
+fn a_record_count_the_bytes_cannot_hold_is_an_error() {
+    let refs = broker::command::records(&Bytes::new(), 0, u32::MAX);
+    assert!(refs.is_err());
+}
+
 fn edgy_u32() -> impl Strategy<Value = u32> {
     prop_oneof![
         Just(0u32),
