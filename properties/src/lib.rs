@@ -4,10 +4,10 @@
 //!
 //! Two layers, each usable alone:
 //!
-//! 1. **Text** ([`parse_str`], [`read_file`], [`parse_override`]): the format of
-//!    `java.util.Properties#load`, turned into [`Property`] pairs that each remember where
-//!    they came from (file and 1-based line, or `--set` on the command line), so every later
-//!    complaint can point at the line to fix.
+//! 1. **Text** ([`parse_str`], [`parse_bytes`], [`read_file`], [`parse_override`]): the
+//!    format of `java.util.Properties#load`, turned into [`Property`] pairs that each remember
+//!    where they came from (file and 1-based line, or `--set` on the command line), so every
+//!    later complaint can point at the line to fix.
 //! 2. **Keys** ([`Key`], [`Schema`], [`Settings`]): a table of known keys with their
 //!    aliases, defaults and parsers. [`Schema::resolve`] applies it to the pairs of one file
 //!    plus command-line overrides: bad values are errors ([`Error::InvalidValue`]), unknown,
@@ -30,5 +30,5 @@ pub use schema::{
     IgnoredKeys, Key, KeySpec, Schema, Settings, NETTY_SERVER_KEYS, NETTY_WORKER_THREADS,
 };
 pub use source::{Property, Source};
-pub use text::{escape_key, escape_value, parse_override, parse_str, read_file};
+pub use text::{escape_key, escape_value, parse_bytes, parse_override, parse_str, read_file};
 pub use warning::Warning;

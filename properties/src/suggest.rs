@@ -8,9 +8,16 @@ pub(crate) fn nearest<'a>(
     key: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (key.chars().count() / 4).max(2);
+    let length = key.chars().count();
+    let limit = (length / 4).max(2);
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
+        // The difference in length is a lower bound of the distance: a long key (a pasted
+        // paragraph, a runaway continuation line) is not compared with every known key
+        // character by character, which took quadratic time.
+        if length.abs_diff(candidate.chars().count()) > limit {
+            continue;
+        }
         let distance = edit_distance(key, candidate);
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
@@ -59,5 +66,17 @@ mod tests {
         assert_eq!(nearest("storePathRoot", keys), Some("storePathRootDir"));
         assert_eq!(nearest("flushDiskType", keys), None);
         assert_eq!(nearest("x", keys), None);
+    }
+
+    #[test]
+    fn a_long_key_is_answered_at_once() {
+        // Found by the properties_parse fuzz target: a comment line holding a `=` given as a
+        // --set override became a 100-character key compared with every known key.
+        let keys = ["brokerRole", "brokerName", "listenPort", "storePathRootDir"];
+        let long = "brokerRole".repeat(1_000_000);
+        let started = std::time::Instant::now();
+        assert_eq!(nearest(&long, keys), None);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(nearest("brokerRoleX", keys), Some("brokerRole"));
     }
 }

@@ -39,6 +39,11 @@ pub fn read_file(path: &Path) -> Result<Vec<Property>, Error> {
         path: path.to_owned(),
         source,
     })?;
+    parse_bytes(bytes, path)
+}
+
+/// Parses the bytes of a properties file as [`read_file`] does: UTF-8, else ISO-8859-1.
+pub fn parse_bytes(bytes: Vec<u8>, path: &Path) -> Result<Vec<Property>, Error> {
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         // Java reads RocketMQ's files as ISO-8859-1, where every byte is the code point of
@@ -132,6 +137,8 @@ pub fn escape_key(key: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
+            // At the start of a file it would be read as a byte-order mark and dropped.
+            '\u{feff}' if i == 0 => out.push_str("\\uFEFF"),
             _ => push_escaped_char(&mut out, c),
         }
     }
@@ -519,6 +526,9 @@ mod tests {
             ("ctl", "tab\tnl\ncr\rff\x0c"),
             ("unicode", "café 中 😀"),
             ("empty", ""),
+            // Found by the properties_parse fuzz target: a key that starts with U+FEFF, on
+            // the first line, lost it to the byte-order-mark rule.
+            ("\u{feff}bom", "v"),
         ] {
             let line = format!("{}={}", escape_key(key), escape_value(value));
             assert_eq!(one(&line), kv(key, value), "line {line:?}");

@@ -22,6 +22,9 @@ pub enum Corruption {
     BadKind(u8),
     #[error("entry says index {found}, expected {expected}")]
     WrongIndex { expected: u64, found: u64 },
+    /// No index follows `u64::MAX`, so a log never holds it; only forged bytes do.
+    #[error("entry index {0} leaves no index for the entry after it")]
+    IndexOverflow(u64),
     #[error("entry says position {found}, expected {expected}")]
     WrongPosition { expected: u64, found: u64 },
     #[error("entry disagrees with its index record (term or size)")]

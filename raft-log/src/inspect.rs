@@ -439,6 +439,12 @@ fn inspect_with(dir: &Path, window: usize) -> Result<StoreReport> {
         }
     }
 
+    // The purge point decides whether a gap between segments is an interrupted purge, so it
+    // is read first; its problems are reported after the segments', in file order.
+    read_meta(dir, &mut report)?;
+    let meta_problems = std::mem::take(&mut report.problems);
+    let purged = report.purged;
+
     let mut prev: Option<Opened> = None;
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == bases.len();
@@ -452,7 +458,7 @@ fn inspect_with(dir: &Path, window: usize) -> Result<StoreReport> {
         // In the store's order: a segment's own checks, then how it follows the previous one.
         report.problems.extend(seg.problems);
         if let (Some(p), Some(this)) = (&prev, &seg.opened) {
-            check_continuity(p, this, &seg.report.path, &mut report);
+            check_continuity(p, this, &seg.report.path, purged, &mut report);
         }
         prev = seg.opened;
         report.notes.extend(seg.notes);
@@ -464,7 +470,7 @@ fn inspect_with(dir: &Path, window: usize) -> Result<StoreReport> {
             .push("no segment files: an empty store (or not a store directory)".into());
     }
 
-    read_meta(dir, &mut report)?;
+    report.problems.extend(meta_problems);
     summarize(&mut report);
     Ok(report)
 }
@@ -482,7 +488,13 @@ struct Opened {
 
 /// The store's checks between neighbouring segments, plus the Raft invariants it leaves to
 /// Raft (the header's `prev_term`, terms never going down).
-fn check_continuity(prev: &Opened, this: &Opened, path: &Path, report: &mut StoreReport) {
+fn check_continuity(
+    prev: &Opened,
+    this: &Opened,
+    path: &Path,
+    purged: Option<PurgePoint>,
+    report: &mut StoreReport,
+) {
     if this.base < prev.base + prev.file_len {
         report.problems.push(Problem {
             path: path.to_path_buf(),
@@ -500,7 +512,8 @@ fn check_continuity(prev: &Opened, this: &Opened, path: &Path, report: &mut Stor
     let Some(expected) = prev.next_index else {
         return;
     };
-    if this.first_index > expected {
+    // Only a purge past the end of the log leaves a gap, and its purge point covers it.
+    if this.first_index > expected && purged.is_some_and(|p| p.index >= this.first_index - 1) {
         report.notes.push(format!(
             "{} starts at index {} but the segments before it end at {}: a purge past the end \
              of the log was interrupted; opening the store deletes every older segment",
@@ -508,7 +521,9 @@ fn check_continuity(prev: &Opened, this: &Opened, path: &Path, report: &mut Stor
             this.first_index,
             expected.saturating_sub(1)
         ));
-    } else if this.first_index < expected {
+    } else if this.first_index != expected {
+        // Before: segments overlap. After, with no purge point to explain it: a segment is
+        // lost or a sealed one was cut short.
         report.problems.push(Problem {
             path: path.to_path_buf(),
             offset: 0,
@@ -632,7 +647,8 @@ fn decode_purge_point(b: &[u8]) -> Option<PurgePoint> {
     }
     let term = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     let index = u64::from_le_bytes(b.get(8..16)?.try_into().ok()?);
-    Some(PurgePoint { term, index })
+    // As the store reads it: the log continues after a purge point.
+    (index < u64::MAX).then_some(PurgePoint { term, index })
 }
 
 fn hex(b: &[u8]) -> String {
@@ -1768,6 +1784,41 @@ mod tests {
 
     fn path_in(dir: &Path, like: &Path) -> PathBuf {
         dir.join(like.file_name().unwrap())
+    }
+
+    #[test]
+    fn a_gap_between_segments_is_a_purge_only_when_the_purge_point_covers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), 100);
+        let report = inspect(dir.path()).unwrap();
+        assert!(report.segments.len() >= 3, "{report}");
+        let lost = report.segments[1].path.clone();
+        std::fs::remove_file(&lost).unwrap();
+        let report = inspect(dir.path()).unwrap();
+        let problem = report.first_problem().expect("a lost segment is a problem");
+        assert!(
+            matches!(problem.what, Corruption::WrongIndex { .. })
+                && problem.consequence == Consequence::OpenRefuses,
+            "{report}"
+        );
+        assert!(LogStore::open(config(dir.path())).is_err());
+
+        // A purge point at or past the gap: the purge that left it was interrupted.
+        let third_first = report.segments[1].header_first_index.unwrap();
+        MetaFiles::new(Arc::new(StdFs), dir.path())
+            .store(
+                "purged",
+                &[2u64.to_le_bytes(), (third_first - 1).to_le_bytes()].concat(),
+            )
+            .unwrap();
+        let report = inspect(dir.path()).unwrap();
+        assert!(report.is_healthy(), "{report}");
+        assert!(
+            report.notes.iter().any(|n| n.contains("interrupted")),
+            "{report}"
+        );
+        let store = LogStore::open(config(dir.path())).unwrap();
+        assert_eq!(store.first_index(), Some(third_first));
     }
 
     #[test]

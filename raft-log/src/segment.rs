@@ -61,7 +61,7 @@ impl Segment {
 
     /// Term of the entry at `index`, or of the entry before the segment for `first - 1`.
     pub fn term_of(&self, index: u64) -> Option<u64> {
-        if index + 1 == self.header.first_index {
+        if index.checked_add(1) == Some(self.header.first_index) {
             return self.header.prev_term;
         }
         self.record(index).map(|r| r.term)
@@ -188,6 +188,9 @@ pub(crate) fn check_entry(
             found: header.index,
         });
     }
+    if header.index == u64::MAX {
+        return Err(Corruption::IndexOverflow(header.index));
+    }
     if header.position != base + offset {
         return Err(Corruption::WrongPosition {
             expected: base + offset,
@@ -269,7 +272,8 @@ pub(crate) fn scan(bytes: &[u8], base: u64, mut offset: u64, mut next_index: u64
 }
 
 /// Reads an index file's records: stops at the first record that is torn, fails its
-/// checksum, or does not follow its predecessor in the data file.
+/// checksum, does not follow its predecessor in the data file, or would stand for index
+/// `u64::MAX` (which no entry has).
 pub(crate) fn read_index(
     idx: &dyn LogFile,
     base: u64,
@@ -288,7 +292,11 @@ pub(crate) fn read_index(
     let mut records =
         Vec::with_capacity((buf.len() - INDEX_HEADER_LEN as usize) / INDEX_RECORD_LEN);
     let mut expected_position = base + SEGMENT_HEADER_LEN;
+    let room = u64::MAX - first_index;
     for chunk in buf[INDEX_HEADER_LEN as usize..].chunks_exact(INDEX_RECORD_LEN) {
+        if records.len() as u64 >= room {
+            break;
+        }
         match IndexRecord::decode(chunk) {
             Some(r) if r.position == expected_position && r.size as usize >= ENTRY_HEADER_LEN => {
                 expected_position = r.end();

@@ -180,10 +180,15 @@ fn encode_log_id(id: &LogId) -> [u8; 16] {
     b
 }
 
+/// A purge point; `None` when the bytes are not one (exactly as [`encode_log_id`] writes
+/// them). The log continues after it, so it is never at `u64::MAX`.
 fn decode_log_id(b: &[u8]) -> Option<LogId> {
+    if b.len() != 16 {
+        return None;
+    }
     let term = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     let index = u64::from_le_bytes(b.get(8..16)?.try_into().ok()?);
-    Some(LogId { term, index })
+    (index < u64::MAX).then_some(LogId { term, index })
 }
 
 impl State {
@@ -233,7 +238,9 @@ impl State {
                 return None;
             }
         }
-        self.segment_for_index(index + 1)
+        index
+            .checked_add(1)
+            .and_then(|next| self.segment_for_index(next))
             .and_then(|s| s.term_of(index))
             .or_else(|| self.segment_for_index(index).and_then(|s| s.term_of(index)))
     }
@@ -269,13 +276,13 @@ impl LogStore {
             .map_err(|e| Error::io("create dir", &dir, e))?;
         let lock = lock_dir(&dir)?;
         let meta = MetaFiles::new(fs.clone(), &dir);
-        let recovered = recover(fs.as_ref(), &config)?;
         let mut purged = match meta.load(PURGED_META)? {
             Some(bytes) => Some(decode_log_id(&bytes).ok_or_else(|| {
                 Error::corrupt(dir.join("purged.meta"), 0, crate::error::Corruption::Torn)
             })?),
             None => None,
         };
+        let recovered = recover(fs.as_ref(), &config, purged)?;
         if let Some(first) = recovered.first() {
             if let (Some(term), Some(index)) =
                 (first.header.prev_term, first.first_index().checked_sub(1))
@@ -901,8 +908,9 @@ fn remove_segment_files(fs: &dyn FileSystem, seg: &Segment) -> Result<()> {
 }
 
 /// Opens every segment in the directory: sealed segments are checked cheaply (their index
-/// against their last entry), the last one is recovered (torn tail cut off).
-fn recover(fs: &dyn FileSystem, config: &LogConfig) -> Result<Vec<Segment>> {
+/// against their last entry), the last one is recovered (torn tail cut off). `purged` is the
+/// recorded purge point, which alone explains a gap in indexes between two segments.
+fn recover(fs: &dyn FileSystem, config: &LogConfig, purged: Option<LogId>) -> Result<Vec<Segment>> {
     let dir = &config.dir;
     let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut bases: Vec<u64> = names
@@ -941,8 +949,22 @@ fn recover(fs: &dyn FileSystem, config: &LogConfig) -> Result<Vec<Segment>> {
                 ));
             }
             if seg.first_index() > prev.next_index() {
-                // A purge past the end of the log started this segment; the crash came before
-                // the older segments were deleted. They are purged: finish the job.
+                // Only a purge past the end of the log starts a segment after a gap, and it
+                // records its purge point first. Without that record the gap is a lost
+                // segment or a sealed one cut short: deleting what precedes it would lose
+                // whole entries without a word.
+                if purged.is_none_or(|p| p.index < seg.first_index() - 1) {
+                    return Err(Error::corrupt(
+                        &seg.data_path,
+                        0,
+                        crate::error::Corruption::WrongIndex {
+                            expected: prev.next_index(),
+                            found: seg.first_index(),
+                        },
+                    ));
+                }
+                // The purge started this segment; the crash came before the older segments
+                // were deleted. They are purged: finish the job.
                 warn!(path = %seg.data_path.display(), "deleting segments left behind by an interrupted purge");
                 for old in segments.drain(..) {
                     remove_segment_files(fs, &old)?;
@@ -1306,5 +1328,161 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("in use"), "{err}");
+    }
+
+    #[test]
+    fn an_entry_at_index_u64_max_is_cut_off_not_wrapped() {
+        // Found by the log_recovery fuzz target: a checksummed entry at index u64::MAX after
+        // the last one (with or without its index record) overflowed the index that recovery
+        // expects next.
+        use std::os::unix::fs::FileExt;
+        for with_index_record in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(dir.path(), 4096);
+            let last = LogId {
+                index: u64::MAX - 1,
+                term: 3,
+            };
+            s.append(&[NewEntry {
+                index: last.index,
+                term: last.term,
+                kind: EntryKind::Normal,
+                body: b"last",
+            }])
+            .unwrap();
+            let end = s.segments()[0].used_bytes;
+            drop(s);
+            let mut forged = Vec::new();
+            format::encode_entry(&mut forged, u64::MAX, 3, end, EntryKind::Normal, b"x");
+            let data = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.path().join(format::segment_file_name(0)))
+                .unwrap();
+            data.write_all_at(&forged, end).unwrap();
+            if with_index_record {
+                let mut record = Vec::new();
+                IndexRecord {
+                    position: end,
+                    term: 3,
+                    size: forged.len() as u32,
+                }
+                .encode_into(&mut record);
+                let idx = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.path().join(format::index_file_name(0)))
+                    .unwrap();
+                idx.write_all_at(&record, INDEX_HEADER_LEN + INDEX_RECORD_LEN as u64)
+                    .unwrap();
+            }
+            let s = store(dir.path(), 4096);
+            assert_eq!(s.last_log_id(), Some(last));
+            assert_eq!(&s.read(last.index).unwrap().body[..], b"last");
+            assert_eq!(s.term_of(u64::MAX), None);
+        }
+    }
+
+    /// The segment files of a store directory, by name.
+    fn segment_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn an_interrupted_purge_past_the_end_is_finished_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 1024);
+        let body = [7u8; 100];
+        let entries: Vec<_> = (1..=30).map(|i| entry(i, &body)).collect();
+        s.append(&entries).unwrap();
+        s.flush().unwrap();
+        let saved = tempfile::tempdir().unwrap();
+        let old = segment_files(dir.path());
+        for path in &old {
+            for file in [path.clone(), path.with_extension("idx")] {
+                std::fs::copy(&file, saved.path().join(file.file_name().unwrap())).unwrap();
+            }
+        }
+        s.purge_up_to(LogId {
+            index: 100,
+            term: 9,
+        })
+        .unwrap();
+        drop(s);
+        // The crash came after the new segment was made and before the old ones were gone.
+        for file in std::fs::read_dir(saved.path()).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, dir.path().join(file.file_name().unwrap())).unwrap();
+        }
+        assert_eq!(segment_files(dir.path()).len(), old.len() + 1);
+        let s = store(dir.path(), 1024);
+        assert_eq!(s.segments().len(), 1);
+        assert_eq!(s.first_index(), None);
+        assert_eq!(
+            s.last_log_id(),
+            Some(LogId {
+                index: 100,
+                term: 9
+            })
+        );
+        s.append(&[entry(101, b"after")]).unwrap();
+        assert_eq!(&s.read(101).unwrap().body[..], b"after");
+    }
+
+    #[test]
+    fn a_gap_between_segments_that_no_purge_explains_is_corruption() {
+        // Found by the log_recovery fuzz target: a lost middle segment, or a sealed segment cut
+        // right after one of its entries, was taken for an interrupted purge, and opening
+        // deleted every older segment.
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 1024);
+        let body = [7u8; 100];
+        let entries: Vec<_> = (1..=40).map(|i| entry(i, &body)).collect();
+        s.append(&entries).unwrap();
+        let sealed = s.segments()[1].clone();
+        drop(s);
+        let files = segment_files(dir.path());
+        assert!(files.len() >= 4);
+
+        let cut = tempfile::tempdir().unwrap();
+        for file in std::fs::read_dir(dir.path()).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, cut.path().join(file.file_name().unwrap())).unwrap();
+        }
+        std::fs::remove_file(&files[2]).unwrap();
+        let err = LogStore::open(LogConfig::new(dir.path()).segment_size(1024))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::Corrupt {
+                    what: crate::error::Corruption::WrongIndex { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            segment_files(dir.path()),
+            [&files[..2], &files[3..]].concat()
+        );
+
+        // The second segment cut right after its first entry: 148 bytes per entry.
+        let second = cut.path().join(sealed.path.file_name().unwrap());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(second)
+            .unwrap();
+        file.set_len(SEGMENT_HEADER_LEN + 148).unwrap();
+        let err = LogStore::open(LogConfig::new(cut.path()).segment_size(1024))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("expected"), "{err}");
+        assert_eq!(segment_files(cut.path()).len(), files.len());
     }
 }
