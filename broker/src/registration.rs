@@ -1,9 +1,10 @@
 //! Registration with the nameservers (DESIGN §5): every replica registers with every
-//! nameserver in `namesrvAddr` on start, at once whenever its Raft role or term changes, and
-//! by heartbeat every `registerNameServerPeriod` (1 s). Topic changes travel with the next
-//! heartbeat: watching every applied entry for them would cost each registration loop a copy
-//! of the topic table per applied batch, on the send path's hottest moments. Nameservers share nothing, so each
-//! gets its own loop; one that is down does not delay the others.
+//! nameserver in `namesrvAddr` on start, at once whenever its Raft role or term changes or an
+//! applied entry changes the topic set (the state machine signals it), and by heartbeat every
+//! `registerNameServerPeriod` (1 s). Nameservers share nothing, so each gets its own loop; one
+//! that is down does not delay the others. A nameserver that refuses the replica because
+//! another live broker holds its node id stops it (see [`spawn`]); [`check_node_id_free`]
+//! asks the same before Raft starts.
 
 use std::time::Duration;
 
