@@ -458,6 +458,24 @@ impl raft_log::raft::LogPayload for LogCommand {
     }
 }
 
+/// A command crosses the wire as its bytes. A data replica refuses an entry sent without them
+/// (one meant for a witness): it must never store a message-less copy of a message.
+impl raftmq_raft::WirePayload for LogCommand {
+    fn to_wire(&self) -> Bytes {
+        self.0.clone()
+    }
+
+    fn from_wire(bytes: Bytes, omitted: bool) -> Result<Self, String> {
+        if omitted {
+            return Err(
+                "comes without its payload (payload_omitted); only a witness takes such entries"
+                    .into(),
+            );
+        }
+        Ok(LogCommand(bytes))
+    }
+}
+
 /// One message record inside a send command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordRef {

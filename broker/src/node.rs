@@ -20,8 +20,12 @@ use tracing::{debug, info, warn};
 
 use crate::command::LogCommand;
 use crate::config::{BrokerConfig, FlushDiskType};
-use crate::raft::failover::Campaign;
-use crate::raft::rejoin::{Standing, VoteGate};
+use raftmq_raft::network::GrpcNetworkFactory;
+use raftmq_raft::rejoin::{Standing, VoteGate};
+use raftmq_raft::service::{replication_server_builder, Member, RaftGrpcService};
+
+use crate::raft::failover::{Campaign, VoteRefusals};
+use crate::raft::hooks::ReplicaHooks;
 use crate::raft::typ::{NodeId, Raft, TypeConfig};
 use crate::service::consumers::ConsumerGroups;
 use crate::service::{BrokerContext, BrokerGrpc};
@@ -186,10 +190,10 @@ impl BrokerNode {
             StateMachine::open(log.clone()).context("cannot open the state machine")?;
         let state = state_machine.state();
 
-        let raft_config = crate::raft::failover::raft_config_default();
-        let network =
-            crate::raft::network::GrpcNetworkFactory::new(layout.group.clone(), layout.self_id);
-        let refusals = network.vote_refusals();
+        let raft_config = raftmq_raft::timing::replica_config();
+        let refusals = VoteRefusals::default();
+        let network = GrpcNetworkFactory::<TypeConfig>::new(layout.group.clone(), layout.self_id)
+            .with_vote_observer(Arc::new(refusals.clone()));
         let raft = Raft::new(
             layout.self_id,
             Arc::new(raft_config),
@@ -204,19 +208,27 @@ impl BrokerNode {
         let mut tasks = Vec::new();
 
         // Replication port: Raft RPCs between the replicas.
-        let raft_service = crate::raft::service::RaftGrpcService::new(
+        let hooks = ReplicaHooks::new(
             raft.clone(),
-            layout.group.clone(),
+            &layout.group,
             layout.self_id,
-        )
-        .with_shutdown(stopped.clone())
-        .with_detector_refusals(refusals.clone())
-        .with_vote_gate(gate.clone())
-        .with_log(log.clone());
+            gate.clone(),
+            refusals.clone(),
+            stopped.clone(),
+        );
+        let member = Arc::new(Member {
+            group: layout.group.clone(),
+            node_id: layout.self_id,
+            raft: raft.clone(),
+            gate: gate.clone(),
+            log: log.clone(),
+            hooks: Arc::new(hooks),
+        });
+        let raft_service = RaftGrpcService::new(member).with_shutdown(stopped.clone());
         let mut stop_rx = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let leader_watch = raft_service.leader_watch_server();
-            let result = crate::raft::service::replication_server_builder()
+            let result = replication_server_builder()
                 .add_service(raft_service.into_server())
                 .add_service(leader_watch)
                 .serve_with_incoming_shutdown(no_delay(raft_listener), async move {
@@ -229,7 +241,7 @@ impl BrokerNode {
         }));
 
         if pristine {
-            let settling = crate::raft::rejoin::settle(
+            let settling = raftmq_raft::rejoin::settle(
                 raft.clone(),
                 gate.clone(),
                 layout.group.clone(),

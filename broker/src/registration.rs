@@ -15,33 +15,12 @@ use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info, warn};
 
-use crate::config::BrokerRole;
 use crate::raft::typ::NodeId;
 use crate::service::BrokerContext;
 
 /// How long a nameserver keeps this broker without a heartbeat: five missed periods.
 fn heartbeat_timeout(period: Duration) -> Duration {
     period * 5
-}
-
-/// A Raft server state as the wire names it.
-pub fn raft_role(state: ServerState) -> pb::RaftRole {
-    match state {
-        ServerState::Leader => pb::RaftRole::Leader,
-        ServerState::Candidate => pb::RaftRole::Candidate,
-        ServerState::Learner => pb::RaftRole::Learner,
-        ServerState::Follower => pb::RaftRole::Follower,
-        ServerState::Shutdown => pb::RaftRole::Shutdown,
-    }
-}
-
-/// The configured `brokerRole` as the wire names it.
-pub fn configured_role(role: BrokerRole) -> pb::BrokerRole {
-    match role {
-        BrokerRole::AsyncMaster => pb::BrokerRole::AsyncMaster,
-        BrokerRole::SyncMaster => pb::BrokerRole::SyncMaster,
-        BrokerRole::Slave => pb::BrokerRole::Slave,
-    }
 }
 
 /// What this replica tells a nameserver right now.
@@ -59,8 +38,8 @@ fn registration(ctx: &BrokerContext, ha_addr: &str) -> pb::RegisterBrokerRequest
         node_id: ctx.node_id,
         broker_addr: ctx.client_addr.to_string(),
         ha_addr: ha_addr.to_string(),
-        configured_role: configured_role(ctx.config.broker_role) as i32,
-        raft_role: raft_role(state) as i32,
+        configured_role: ctx.config.broker_role.to_pb() as i32,
+        raft_role: raftmq_raft::convert::raft_role(state) as i32,
         term,
         is_leader,
         topics: ctx.state.topics(),
@@ -231,7 +210,7 @@ async fn register_loop(
                 changed = metrics.changed() => {
                     if changed.is_err() { return; }
                     let m = metrics.borrow_and_update().clone();
-                    let now = (raft_role(m.state), m.current_term, m.current_leader == Some(ctx.node_id) && m.state == ServerState::Leader);
+                    let now = (raftmq_raft::convert::raft_role(m.state), m.current_term, m.current_leader == Some(ctx.node_id) && m.state == ServerState::Leader);
                     if last_sent != Some(now) { break; }
                 }
                 changed = topics.changed() => {

@@ -14,9 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use broker::command::LogCommand;
-use broker::raft::failover::{raft_config_default, spawn_failover_detector, Campaign};
-use broker::raft::network::GrpcNetworkFactory;
-use broker::raft::service::{replication_server_builder, RaftGrpcService};
+use broker::raft::failover::{spawn_failover_detector, Campaign, VoteRefusals};
 use broker::raft::typ::{
     ApplyResult, Entry, EntryPayload, LogId, NodeId, Raft, Snapshot, SnapshotMeta, StorageError,
     StoredMembership, TypeConfig,
@@ -26,6 +24,10 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{BasicNode, ServerState, StorageIOError};
 use raft_log::raft::RaftLogStore;
 use raft_log::{FlushMode, LogConfig, LogStore};
+use raftmq_raft::network::GrpcNetworkFactory;
+use raftmq_raft::rejoin::VoteGate;
+use raftmq_raft::service::{replication_server_builder, Member, NoHooks, RaftGrpcService};
+use raftmq_raft::timing::replica_config;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -140,6 +142,8 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
 struct Replica {
     id: NodeId,
     raft: Raft,
+    /// The log under `raft`, which the replication service answers from.
+    store: LogStore,
     sm: MemStateMachine,
     server: JoinHandle<()>,
     /// Clones of every accepted connection, to cut them all at once.
@@ -156,25 +160,22 @@ impl Replica {
                 .flush(FlushMode::Sync),
         )
         .expect("open log");
+        let store = log.clone();
         let log = RaftLogStore::<TypeConfig>::new(log).expect("raft log");
         let sm = MemStateMachine::default();
-        let network = GrpcNetworkFactory::new(GROUP, id);
-        let refusals = network.vote_refusals();
-        let raft = Raft::new(
-            id,
-            Arc::new(raft_config_default()),
-            network,
-            log,
-            sm.clone(),
-        )
-        .await
-        .expect("raft");
+        let refusals = VoteRefusals::default();
+        let network = GrpcNetworkFactory::<TypeConfig>::new(GROUP, id)
+            .with_vote_observer(Arc::new(refusals.clone()));
+        let raft = Raft::new(id, Arc::new(replica_config()), network, log, sm.clone())
+            .await
+            .expect("raft");
 
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = watch::channel(false);
         let server = serve(
             raft.clone(),
             id,
+            &store,
             listener,
             accepted.clone(),
             stopped.clone(),
@@ -186,6 +187,7 @@ impl Replica {
         Replica {
             id,
             raft,
+            store,
             sm,
             server,
             accepted,
@@ -208,6 +210,7 @@ impl Replica {
         self.server = serve(
             self.raft.clone(),
             self.id,
+            &self.store,
             listener,
             self.accepted.clone(),
             stopped,
@@ -229,11 +232,20 @@ impl Replica {
 fn serve(
     raft: Raft,
     id: NodeId,
+    store: &LogStore,
     listener: TcpListener,
     accepted: Arc<Mutex<Vec<std::net::TcpStream>>>,
     stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let service = RaftGrpcService::new(raft, GROUP, id).with_shutdown(stopped);
+    let member = Arc::new(Member {
+        group: GROUP.to_owned(),
+        node_id: id,
+        raft,
+        gate: VoteGate::member(),
+        log: store.clone(),
+        hooks: Arc::new(NoHooks),
+    });
+    let service = RaftGrpcService::new(member).with_shutdown(stopped);
     let incoming =
         futures::stream::unfold((listener, accepted), |(listener, accepted)| async move {
             let conn = match listener.accept().await {
@@ -566,7 +578,7 @@ async fn replication_port_checks_addressing_leadership_and_input() {
     let leader = refs[wait_for_leader(&refs, ELECTION_BOUND * 2).await];
     let follower = refs.iter().find(|r| r.id != leader.id).expect("a follower");
     let channel = |id: NodeId| {
-        broker::raft::network::peer_endpoint(&addrs[&id].to_string())
+        raftmq_raft::network::peer_endpoint(&addrs[&id].to_string())
             .expect("endpoint")
             .connect_lazy()
     };
@@ -589,14 +601,22 @@ async fn replication_port_checks_addressing_leadership_and_input() {
             .expect_err("refused");
         assert_eq!(refused.code(), expected, "{group} / {target}: {refused}");
     }
-    let join = raft_client
-        .join_group(pb::JoinGroupRequest::default())
+    // JoinGroup checks its addressing too; a member whose host adds no JoinGroup says so.
+    let join = |group: &str, target| pb::JoinGroupRequest {
+        group: group.into(),
+        target_node_id: target,
+        ..Default::default()
+    };
+    let refused = raft_client
+        .join_group(join("other", follower.id))
         .await
-        .map(|_| ());
-    assert_eq!(
-        join.expect_err("not implemented").code(),
-        Code::Unimplemented
-    );
+        .expect_err("another group");
+    assert_eq!(refused.code(), Code::NotFound);
+    let refused = raft_client
+        .join_group(join(GROUP, follower.id))
+        .await
+        .expect_err("no JoinGroup here");
+    assert_eq!(refused.code(), Code::Unimplemented);
     // TimeoutNow (the preferred-leader handback) checks its addressing like every Raft RPC.
     let timeout_now = raft_client
         .timeout_now(pb::TimeoutNowRequest::default())

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use broker::node::BrokerNode;
-use broker::raft::network::QUIET_OPENRAFT_REPLICATION;
 use broker::BrokerConfig;
 use clap::Parser;
 use raftmq_properties::process::{init_logging, ServerArgs};
+use raftmq_raft::network::QUIET_OPENRAFT_REPLICATION;
 
 // mimalloc: the broker allocates and frees small buffers per message on every thread (gRPC
 // frames, decoded messages); glibc's malloc showed up as a tenth of the leader's CPU.

@@ -24,6 +24,15 @@ impl BrokerRole {
         ("SLAVE", BrokerRole::Slave),
     ];
 
+    /// The role as the wire names it.
+    pub fn to_pb(self) -> proto::v1::BrokerRole {
+        match self {
+            BrokerRole::AsyncMaster => proto::v1::BrokerRole::AsyncMaster,
+            BrokerRole::SyncMaster => proto::v1::BrokerRole::SyncMaster,
+            BrokerRole::Slave => proto::v1::BrokerRole::Slave,
+        }
+    }
+
     /// The RocketMQ spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -2,7 +2,7 @@
 //! timeout, and the openraft [`Config`] that goes with it.
 //!
 //! **Detection.** Every voter keeps one `WatchLeader` stream open to the leader it follows
-//! (server side in [`crate::raft::service`]); the leader pings it every 100 ms. When the
+//! (server side in [`raftmq_raft::service`]); the leader pings it every 100 ms. When the
 //! leader's process dies, the OS resets its connections and the stream breaks at once. The
 //! follower then *probes*: it dials the leader afresh and asks again. A refused connection, an
 //! UNAVAILABLE answer (Raft stopped) or silence means the leader is gone; an answer "I do not
@@ -45,7 +45,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::{Config, ConfigError, ServerState, SnapshotPolicy};
+use openraft::ServerState;
 use proto::v1 as pb;
 use proto::v1::leader_watch_service_client::LeaderWatchServiceClient;
 use tokio::sync::watch;
@@ -54,64 +54,10 @@ use tokio::time::Instant;
 use tonic::Code;
 use tracing::{debug, info, warn};
 
-use crate::raft::network::peer_endpoint;
-use crate::raft::rejoin::VoteGate;
+use raftmq_raft::network::{peer_endpoint, VoteObserver};
+use raftmq_raft::rejoin::VoteGate;
+
 use crate::raft::typ::{NodeId, Raft, RaftMetrics, Vote};
-
-// ---- openraft configuration ----
-
-/// Recommended heartbeat interval (ms). openraft also uses it as the deadline of every
-/// append, so it must cover a follower's append (and its fsync under `SYNC_FLUSH`) on a loaded
-/// machine. Failure detection does not depend on it: the `WatchLeader` stream does that.
-pub const HEARTBEAT_MS: u64 = 100;
-/// Recommended lower bound of the election timeout (ms); also the deadline of a vote request.
-pub const ELECTION_MIN_MS: u64 = 300;
-/// Recommended upper bound of the election timeout (ms), which is also the leader lease. Raft's
-/// own timers start an election only after lease + timeout = 900..1200 ms without any append
-/// from the leader: a 2-core machine under load can stall a few hundred ms without a spurious
-/// election. A crashed leader is noticed by the detector instead, in milliseconds; these
-/// timers are the fallback for failures nothing reports (a frozen or cut-off host).
-pub const ELECTION_MAX_MS: u64 = 600;
-
-/// openraft's [`Config`] for a broker group, with the given timers (ms).
-///
-/// The log is the commitlog: retention is the broker's job, so openraft never purges on its
-/// own (`max_in_snapshot_log_to_keep = u64::MAX`) and builds a (metadata-only) snapshot only
-/// every 100 000 entries, so a follower that falls behind the purged range can catch up.
-// openraft's own error type, returned once at start-up: its size does not matter.
-#[allow(clippy::result_large_err)]
-pub fn raft_config(
-    heartbeat_ms: u64,
-    election_min_ms: u64,
-    election_max_ms: u64,
-) -> Result<Config, ConfigError> {
-    config_with(heartbeat_ms, election_min_ms, election_max_ms).validate()
-}
-
-/// [`raft_config`] with [`HEARTBEAT_MS`], [`ELECTION_MIN_MS`], [`ELECTION_MAX_MS`].
-pub fn raft_config_default() -> Config {
-    config_with(HEARTBEAT_MS, ELECTION_MIN_MS, ELECTION_MAX_MS)
-}
-
-fn config_with(heartbeat_ms: u64, election_min_ms: u64, election_max_ms: u64) -> Config {
-    Config {
-        cluster_name: "raftmq".into(),
-        heartbeat_interval: heartbeat_ms,
-        election_timeout_min: election_min_ms,
-        election_timeout_max: election_max_ms,
-        // Per-chunk deadline of a snapshot transfer; snapshots hold metadata (topics, offsets)
-        // that can run to megabytes.
-        install_snapshot_timeout: 3_000,
-        // Entries per append; big ones are split by size in the network layer.
-        max_payload_entries: 1_024,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(100_000),
-        max_in_snapshot_log_to_keep: u64::MAX,
-        // Only applies to openraft's automatic purge, which the setting above disables; must
-        // stay >= 1 (openraft computes `purge_end - 1` otherwise).
-        purge_batch_size: 1,
-        ..Config::default()
-    }
-}
 
 // ---- timing of detection and campaign ----
 
@@ -131,7 +77,7 @@ pub const GRANT_GRACE: Duration = Duration::from_millis(100);
 /// Extra pause between the elections of a handback campaign, at every rank (so the ranks keep
 /// their order): openraft's deadline for the answers to a vote request (`election_timeout_min`),
 /// so a round is decided before the next starts.
-pub const HANDBACK_PATIENCE: Duration = Duration::from_millis(ELECTION_MIN_MS);
+pub const HANDBACK_PATIENCE: Duration = Duration::from_millis(raftmq_raft::timing::ELECTION_MIN_MS);
 /// After this, the campaign stops and Raft's own election timers take over.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(2);
 
@@ -168,8 +114,8 @@ pub fn election_rank(
 
 /// Peers whose log is ahead of this replica's and that are active in a campaign, with the term
 /// they were seen in: a voter that cannot win stops competing. The detector's copy is filled by
-/// the network layer with peers that refused this replica's vote requests
-/// ([`GrpcNetworkFactory::vote_refusals`](crate::raft::network::GrpcNetworkFactory::vote_refusals));
+/// the network layer with peers that refused this replica's vote requests (it is the network's
+/// [`VoteObserver`]);
 /// the Raft service's copy with candidates this replica refused
 /// ([`VoteRefusals::refused_longer_log`]), for the campaigns it starts on `TimeoutNow`.
 #[derive(Clone, Debug, Default)]
@@ -240,6 +186,17 @@ impl VoteRefusals {
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .any(|t| *t > term)
+    }
+}
+
+/// What the network layer learns from the answers to this replica's vote requests.
+impl VoteObserver for VoteRefusals {
+    fn log_ahead(&self, peer: NodeId, term: u64) {
+        VoteRefusals::log_ahead(self, peer, term);
+    }
+
+    fn split_with_peer(&self) {
+        VoteRefusals::split_with_peer(self);
     }
 }
 
@@ -736,18 +693,6 @@ mod tests {
             vote_age: Duration::from_millis(vote_age_ms),
             outdone_by_log: false,
         }
-    }
-
-    #[test]
-    fn recommended_config_is_valid_and_keeps_the_whole_log() {
-        let c = raft_config_default();
-        assert!(c.clone().validate().is_ok());
-        assert_eq!(c.max_in_snapshot_log_to_keep, u64::MAX);
-        assert!(c.purge_batch_size >= 1);
-        assert!(matches!(c.snapshot_policy, SnapshotPolicy::LogsSinceLast(n) if n >= 100_000));
-        assert!(raft_config(50, 150, 300).is_ok());
-        assert!(raft_config(50, 300, 300).is_err());
-        assert!(raft_config(300, 300, 600).is_err());
     }
 
     #[test]

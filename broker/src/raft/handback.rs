@@ -54,9 +54,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::raft::convert;
-use crate::raft::failover::{OutgoingLeader, ELECTION_MAX_MS, GIVE_UP_AFTER};
-use crate::raft::network::peer_endpoint;
+use raftmq_raft::convert;
+use raftmq_raft::network::peer_endpoint;
+use raftmq_raft::timing::ELECTION_MAX_MS;
+
+use crate::raft::failover::{OutgoingLeader, GIVE_UP_AFTER};
 use crate::raft::typ::{LogId, NodeId, Raft, RaftMetrics, Vote};
 
 /// How long `P` must have been caught up, in every sample, before a handback.

@@ -1,9 +1,8 @@
-//! Raft for a broker group: the openraft type config and the network between replicas.
+//! Raft for a broker group: the type config, and what a broker adds to the shared Raft glue
+//! (`raftmq-raft`): noticing a dead leader and campaigning for its place, handing leadership
+//! back to the preferred leader, and the replica's hooks on its replication port.
 
-pub mod convert;
 pub mod failover;
 pub mod handback;
-pub mod network;
-pub mod rejoin;
-pub mod service;
+pub mod hooks;
 pub mod typ;

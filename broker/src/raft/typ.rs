@@ -1,13 +1,14 @@
-//! The broker's openraft type config: the one place openraft's generic types are fixed.
+//! The broker's openraft type config: a group's shared choices (`raftmq_raft::typ`) with the
+//! broker's commands as entry payloads and apply results as responses.
 
 use std::io::Cursor;
 
 use crate::command::LogCommand;
 
-/// A replica id inside its group (`dLegerSelfId` n0 → 0, or a classic group's brokerId).
-pub type NodeId = u64;
-/// A replica as membership records it: its replication address (`host:port`).
-pub type Node = openraft::BasicNode;
+pub use raftmq_raft::typ::{
+    LogId, Membership, Node, NodeId, RaftMetrics, RpcError, SnapshotMeta, StorageError,
+    StoredMembership, Vote,
+};
 
 openraft::declare_raft_types!(
     /// The broker group's Raft: commands in, apply results out.
@@ -23,18 +24,9 @@ openraft::declare_raft_types!(
 
 /// The group's Raft handle.
 pub type Raft = openraft::Raft<TypeConfig>;
-pub type LogId = openraft::LogId<NodeId>;
-pub type Vote = openraft::Vote<NodeId>;
 pub type Entry = openraft::Entry<TypeConfig>;
 pub type EntryPayload = openraft::EntryPayload<TypeConfig>;
-pub type Membership = openraft::Membership<NodeId, Node>;
-pub type StoredMembership = openraft::StoredMembership<NodeId, Node>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Node>;
-pub type StorageError = openraft::StorageError<NodeId>;
-pub type RaftMetrics = openraft::RaftMetrics<NodeId, Node>;
-pub type RpcError<E = openraft::error::RaftError<NodeId>> =
-    openraft::error::RPCError<NodeId, Node, E>;
 
 /// What applying one command produced, returned to the proposer by `client_write`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -275,7 +275,7 @@ pub async fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
         .flatten();
     let metrics = ctx.raft.metrics().borrow().clone();
     let cfg = &ctx.config;
-    let raft_role = crate::registration::raft_role(metrics.state);
+    let raft_role = raftmq_raft::convert::raft_role(metrics.state);
     let membership = metrics.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
     let learners: Vec<u64> = membership.learner_ids().collect();
@@ -325,7 +325,7 @@ pub async fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
         node_id: ctx.node_id,
         broker_addr: ctx.client_addr.to_string(),
         ha_addr: ctx.raft_addr.to_string(),
-        configured_role: crate::registration::configured_role(cfg.broker_role) as i32,
+        configured_role: cfg.broker_role.to_pb() as i32,
         raft_role: raft_role as i32,
         flush_disk_type: match cfg.flush_disk_type {
             FlushDiskType::AsyncFlush => pb::FlushDiskType::AsyncFlush,

@@ -42,7 +42,7 @@ pub struct BrokerContext {
     /// What a send waits for before it is answered (from `brokerRole`).
     pub ack_on: AckOn,
     /// Whether this replica may vote (`brokerStatus` shows a replica still catching up).
-    pub gate: crate::raft::rejoin::VoteGate,
+    pub gate: raftmq_raft::rejoin::VoteGate,
     pub state: BrokerState,
     pub log: LogStore,
     pub consumers: Arc<consumers::ConsumerGroups>,

@@ -38,8 +38,8 @@ use proto::RaftServiceClient;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use crate::raft::network::peer_endpoint;
-use crate::raft::typ::{LogId, NodeId, Raft, RaftMetrics};
+use crate::network::peer_endpoint;
+use crate::typ::{GroupTypes, LogId, NodeId, Raft, RaftMetrics};
 
 /// Pause between two rounds of asking the peers.
 const ASK_EVERY: Duration = Duration::from_millis(200);
@@ -145,8 +145,8 @@ pub fn caught_up(m: &RaftMetrics, self_id: NodeId) -> bool {
 /// Runs the standing of a replica that started with an empty store: asks `peers` until it
 /// is decided, then (rejoining) waits until the replica has caught up. Keeps openraft's own
 /// election timer off until the replica is a member.
-pub async fn settle(
-    raft: Raft,
+pub async fn settle<C: GroupTypes>(
+    raft: Raft<C>,
     gate: VoteGate,
     group: String,
     self_id: NodeId,

@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::error::Error;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,9 +40,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 use tracing::{debug, info, warn};
 
-use crate::raft::convert;
-use crate::raft::failover::VoteRefusals;
-use crate::raft::typ::{Node, NodeId, TypeConfig};
+use crate::convert;
+use crate::typ::{GroupTypes, Node, NodeId, WirePayload};
 
 /// Largest Raft message either side encodes or decodes. One entry is never split, so this
 /// must exceed the largest command (a batch of messages up to `maxMessageSize` each).
@@ -85,40 +85,64 @@ pub fn peer_endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES))
 }
 
-/// Builds the clients openraft uses to reach the other replicas of one group.
+/// Told what the answers to this member's vote requests say about its peers (the broker's
+/// failover campaign listens, to stop competing with a peer that can win where it cannot).
+pub trait VoteObserver: Send + Sync + 'static {
+    /// `peer` refused a vote request of `term` because its log is ahead of this member's.
+    fn log_ahead(&self, peer: NodeId, term: u64);
+    /// A peer whose log is not ahead refused because it stood as a candidate in the same term:
+    /// a split vote.
+    fn split_with_peer(&self);
+}
+
+/// Builds the clients openraft uses to reach the other members of one group.
 ///
 /// Clones share the channel cache.
-#[derive(Clone)]
-pub struct GrpcNetworkFactory {
+pub struct GrpcNetworkFactory<C> {
     /// brokerName: every request names it, so a peer serving another group refuses it.
     group: Arc<str>,
-    /// This replica's id, for logs and timeout errors.
+    /// This member's id, for logs and timeout errors.
     self_id: NodeId,
     /// One channel per peer, keyed by id and address: a peer whose address changed in a
     /// membership change gets a new channel.
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
-    /// Peers that refused our vote because their log is ahead: the failover campaign reads it.
-    refusals: VoteRefusals,
+    /// Told what vote replies say about peers' logs.
+    observer: Option<Arc<dyn VoteObserver>>,
     /// Which peers answer, shared by every client so that a change is logged once.
     reachability: Arc<Mutex<Reachability>>,
+    _types: PhantomData<fn() -> C>,
 }
 
-impl GrpcNetworkFactory {
-    /// A factory for replica `self_id` of group `group` (brokerName).
+impl<C> Clone for GrpcNetworkFactory<C> {
+    fn clone(&self) -> Self {
+        GrpcNetworkFactory {
+            group: self.group.clone(),
+            self_id: self.self_id,
+            channels: self.channels.clone(),
+            observer: self.observer.clone(),
+            reachability: self.reachability.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<C> GrpcNetworkFactory<C> {
+    /// A factory for member `self_id` of group `group` (brokerName).
     pub fn new(group: impl Into<String>, self_id: NodeId) -> Self {
         GrpcNetworkFactory {
             group: Arc::from(group.into()),
             self_id,
             channels: Arc::default(),
-            refusals: VoteRefusals::default(),
+            observer: None,
             reachability: Arc::default(),
+            _types: PhantomData,
         }
     }
 
-    /// What vote replies said about peers' logs; hand it to
-    /// [`spawn_failover_detector`](crate::raft::failover::spawn_failover_detector).
-    pub fn vote_refusals(&self) -> VoteRefusals {
-        self.refusals.clone()
+    /// Tells `observer` what the answers to this member's vote requests say.
+    pub fn with_vote_observer(mut self, observer: Arc<dyn VoteObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The shared channel to `target` at `addr`, created (without connecting) on first use.
@@ -139,10 +163,10 @@ impl GrpcNetworkFactory {
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
-    type Network = GrpcNetwork;
+impl<C: GroupTypes> RaftNetworkFactory<C> for GrpcNetworkFactory<C> {
+    type Network = GrpcNetwork<C>;
 
-    async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcNetwork {
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcNetwork<C> {
         let client = self.channel(target, &node.addr).map(|channel| {
             RaftServiceClient::new(channel)
                 .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
@@ -155,8 +179,9 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             node: node.clone(),
             client,
             appends: None,
-            refusals: self.refusals.clone(),
+            observer: self.observer.clone(),
             reachability: self.reachability.clone(),
+            _types: PhantomData,
         };
         if let Err(e) = &network.client {
             network.note_unreachable(e);
@@ -186,7 +211,7 @@ impl Reachability {
 }
 
 /// openraft's client for one peer.
-pub struct GrpcNetwork {
+pub struct GrpcNetwork<C> {
     group: Arc<str>,
     self_id: NodeId,
     target: NodeId,
@@ -198,8 +223,9 @@ pub struct GrpcNetwork {
     /// from one replication task, one call at a time, so requests and replies pair up in
     /// order. Any failure drops the stream; the next append opens a new one.
     appends: Option<AppendStream>,
-    refusals: VoteRefusals,
+    observer: Option<Arc<dyn VoteObserver>>,
     reachability: Arc<Mutex<Reachability>>,
+    _types: PhantomData<fn() -> C>,
 }
 
 /// Both ends of an open `AppendEntriesStream`.
@@ -230,7 +256,7 @@ impl PeerFailure {
     }
 }
 
-impl GrpcNetwork {
+impl<C> GrpcNetwork<C> {
     /// The peer answered a call (whatever it said).
     fn note_answered(&self) {
         if self.record(true) {
@@ -365,11 +391,11 @@ impl GrpcNetwork {
 
 /// How many leading entries of `req` fit in [`APPEND_SPLIT_BYTES`] (at least one), or `None`
 /// when all of them do.
-fn entries_that_fit(req: &AppendEntriesRequest<TypeConfig>) -> Option<u64> {
+fn entries_that_fit<C: GroupTypes>(req: &AppendEntriesRequest<C>) -> Option<u64> {
     let mut bytes = 0usize;
     for (i, entry) in req.entries.iter().enumerate() {
         bytes += match &entry.payload {
-            EntryPayload::Normal(cmd) => cmd.0.len(),
+            EntryPayload::<C>::Normal(data) => data.to_wire().len(),
             _ => 64,
         };
         if bytes > APPEND_SPLIT_BYTES {
@@ -379,10 +405,10 @@ fn entries_that_fit(req: &AppendEntriesRequest<TypeConfig>) -> Option<u64> {
     None
 }
 
-impl RaftNetwork<TypeConfig> for GrpcNetwork {
+impl<C: GroupTypes> RaftNetwork<C> for GrpcNetwork<C> {
     async fn append_entries(
         &mut self,
-        req: AppendEntriesRequest<TypeConfig>,
+        req: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
         if let Some(fit) = entries_that_fit(&req) {
@@ -421,23 +447,24 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
             })
             .await?;
         let resp = convert::vote_response_from_pb(&resp).map_err(|e| self.malformed_reply(e))?;
-        if !resp.vote_granted && resp.last_log_id > req.last_log_id {
-            self.refusals
-                .log_ahead(self.target, req.vote.leader_id.term);
-        } else if !resp.vote_granted
-            && resp.vote.leader_id.term == req.vote.leader_id.term
-            && resp.vote.leader_id.voted_for == Some(self.target)
-            && !resp.vote.committed
-        {
-            // A split: the peer stood in the same term, and its log is not ahead of ours.
-            self.refusals.split_with_peer();
+        if let Some(observer) = &self.observer {
+            if !resp.vote_granted && resp.last_log_id > req.last_log_id {
+                observer.log_ahead(self.target, req.vote.leader_id.term);
+            } else if !resp.vote_granted
+                && resp.vote.leader_id.term == req.vote.leader_id.term
+                && resp.vote.leader_id.voted_for == Some(self.target)
+                && !resp.vote.committed
+            {
+                // A split: the peer stood in the same term, and its log is not ahead of ours.
+                observer.split_with_peer();
+            }
         }
         Ok(resp)
     }
 
     async fn install_snapshot(
         &mut self,
-        req: InstallSnapshotRequest<TypeConfig>,
+        req: InstallSnapshotRequest<C>,
         option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
@@ -474,10 +501,10 @@ mod tests {
     use openraft::{CommittedLeaderId, Vote};
 
     use super::*;
-    use crate::command::LogCommand;
-    use crate::raft::typ::{Entry, LogId};
+    use crate::testing::{Payload, TestConfig};
+    use crate::typ::{Entry, LogId};
 
-    fn append_of(sizes: &[usize]) -> AppendEntriesRequest<TypeConfig> {
+    fn append_of(sizes: &[usize]) -> AppendEntriesRequest<TestConfig> {
         AppendEntriesRequest {
             vote: Vote::new_committed(1, 0),
             prev_log_id: None,
@@ -486,7 +513,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, n)| Entry {
                     log_id: LogId::new(CommittedLeaderId::new(1, 0), i as u64),
-                    payload: EntryPayload::Normal(LogCommand(Bytes::from(vec![0u8; *n]))),
+                    payload: EntryPayload::Normal(Payload(Bytes::from(vec![0u8; *n]))),
                 })
                 .collect(),
             leader_commit: None,
@@ -526,7 +553,7 @@ mod tests {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("ephemeral port");
-        let mut factory = GrpcNetworkFactory::new("g", 0);
+        let mut factory = GrpcNetworkFactory::<TestConfig>::new("g", 0);
         let mut net = factory
             .new_client(
                 1,

@@ -1,20 +1,23 @@
-//! The server side of Raft between the replicas of a group, mounted on the replication port:
-//! `raftmq.v1.RaftService` (openraft's RPCs, and `TimeoutNow`, which starts a handback campaign,
-//! see [`crate::raft::handback`]) and `raftmq.v1.LeaderWatchService` (the stream followers watch
-//! to notice a dead leader at once, see [`crate::raft::failover`]).
+//! The server side of Raft between the members of a group, mounted on a replication port:
+//! `raftmq.v1.RaftService` (openraft's RPCs, the broker's `TimeoutNow`, `JoinGroup` and
+//! `ReplicaState`) and `raftmq.v1.LeaderWatchService` (the stream followers watch to notice a
+//! dead leader at once).
 //!
-//! Every request names its group and target node; a replica that is not that node of that
-//! group answers NOT_FOUND (a restarted process may have taken over a stale address). A
-//! replica whose Raft has stopped answers UNAVAILABLE. Both reach openraft as "unreachable".
-//! Malformed requests answer INVALID_ARGUMENT. Raft-level refusals travel in the reply.
+//! One service serves every member its process hosts: a broker has one (its replica), a
+//! nameserver one per group it hosts a witness for. A [`MemberDirectory`] finds the member a
+//! request names (group and target node); a request for anyone else answers NOT_FOUND (a
+//! restarted process may have taken over a stale address). A member whose Raft has stopped
+//! answers UNAVAILABLE. Both reach openraft as "unreachable". Malformed requests answer
+//! INVALID_ARGUMENT. Raft-level refusals travel in the reply. What only a broker does
+//! (handback campaigns, watching what its votes say) comes in through [`MemberHooks`].
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
 use openraft::error::{Fatal, RaftError};
+use openraft::raft::VoteResponse;
 use openraft::ServerState;
 use proto::v1 as pb;
 use proto::v1::leader_watch_service_server::{LeaderWatchService, LeaderWatchServiceServer};
@@ -23,12 +26,10 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
-use crate::raft::convert;
-use crate::raft::failover::{spawn_handback_campaign, Campaign, VoteRefusals};
-use crate::raft::handback::{check_handback, Handback};
-use crate::raft::network::{CONNECTION_WINDOW_BYTES, MAX_RAFT_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
-use crate::raft::rejoin::VoteGate;
-use crate::raft::typ::{LogId, NodeId, Raft, RaftMetrics};
+use crate::convert;
+use crate::network::{CONNECTION_WINDOW_BYTES, MAX_RAFT_MESSAGE_BYTES, STREAM_WINDOW_BYTES};
+use crate::rejoin::VoteGate;
+use crate::typ::{GroupTypes, LogId, NodeId, Raft, RaftMetrics};
 
 /// The reply stream of `AppendEntriesStream`.
 pub type AppendReplies =
@@ -38,7 +39,7 @@ pub type AppendReplies =
 /// probes the leader; a dead leader is normally noticed much sooner, by the broken stream.
 pub const LEADER_PING_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A `tonic` server builder tuned for the replication port: no Nagle delay and HTTP/2 windows
+/// A `tonic` server builder tuned for a replication port: no Nagle delay and HTTP/2 windows
 /// large enough for big appends (see [`STREAM_WINDOW_BYTES`]).
 pub fn replication_server_builder() -> tonic::transport::Server {
     tonic::transport::Server::builder()
@@ -47,143 +48,102 @@ pub fn replication_server_builder() -> tonic::transport::Server {
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
 }
 
-/// One replica's Raft RPC endpoint: hands requests addressed to it to its [`Raft`].
-#[derive(Clone)]
-pub struct RaftGrpcService {
-    raft: Raft,
-    /// brokerName this replica belongs to.
-    group: Arc<str>,
-    /// This replica's Raft node id.
-    self_id: NodeId,
-    /// Turns true when the node shuts down: ends WatchLeader streams, which would otherwise
-    /// hold a graceful server shutdown open for as long as this node leads, and handback
-    /// campaigns.
-    shutdown: Option<watch::Receiver<bool>>,
-    /// Candidates this replica refused although their log is ahead of its own: a handback
-    /// campaign yields to them (the detector's copy, fed by outgoing vote requests, lives in the
-    /// network layer, out of reach here).
-    longer_logs: VoteRefusals,
-    /// The failover detector's refusals, told when this replica refuses a candidate whose log
-    /// is behind its own (see [`VoteRefusals::refused_shorter_log`]).
-    detector: Option<VoteRefusals>,
-    /// A handback campaign runs: a second `TimeoutNow` must not start another.
-    handback_running: Arc<AtomicBool>,
-    /// Whether this replica may vote (one that lost its store may not until it caught up).
-    gate: VoteGate,
-    /// The replica's log, for the last log id that answers about its store carry.
-    log: Option<raft_log::LogStore>,
+/// One group member a replication port serves.
+pub struct Member<C: GroupTypes> {
+    /// Its brokerName.
+    pub group: String,
+    pub node_id: NodeId,
+    pub raft: Raft<C>,
+    /// Whether it may vote (one that lost its store may not until it caught up).
+    pub gate: VoteGate,
+    /// Its log, for the last log id that refused votes and `ReplicaState` answers carry.
+    pub log: raft_log::LogStore,
+    /// What its host adds to the plain Raft RPCs.
+    pub hooks: Arc<dyn MemberHooks>,
 }
 
-/// Clears [`RaftGrpcService::handback_running`] when a handback campaign ends, however it ends.
-struct HandbackRunning(Arc<AtomicBool>);
+/// What a member's host adds to the plain Raft RPCs. The defaults: nothing, and
+/// UNIMPLEMENTED for `TimeoutNow` and `JoinGroup`.
+#[tonic::async_trait]
+pub trait MemberHooks: Send + Sync + 'static {
+    /// The member answered the vote request of `candidate` in `term`, whose log ends at
+    /// `candidate_log`, with `resp` (its own last log id inside).
+    fn voted(
+        &self,
+        _candidate: NodeId,
+        _term: u64,
+        _candidate_log: Option<LogId>,
+        _resp: &VoteResponse<NodeId>,
+    ) {
+    }
 
-impl Drop for HandbackRunning {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+    /// The leader asks this member to campaign (a handback to the preferred leader).
+    async fn timeout_now(
+        &self,
+        _req: pb::TimeoutNowRequest,
+    ) -> Result<pb::TimeoutNowResponse, Status> {
+        Err(Status::unimplemented("this member takes no TimeoutNow"))
+    }
+
+    /// A new member asks to join the group (classic layouts).
+    async fn join_group(
+        &self,
+        _req: pb::JoinGroupRequest,
+    ) -> Result<pb::JoinGroupResponse, Status> {
+        Err(Status::unimplemented("this member takes no JoinGroup"))
     }
 }
 
-impl RaftGrpcService {
-    /// The endpoint of replica `self_id` of `group` (brokerName).
-    pub fn new(raft: Raft, group: impl Into<String>, self_id: NodeId) -> Self {
-        RaftGrpcService {
-            raft,
-            group: Arc::from(group.into()),
-            self_id,
-            shutdown: None,
-            longer_logs: VoteRefusals::default(),
-            detector: None,
-            handback_running: Arc::default(),
-            gate: VoteGate::member(),
-            log: None,
+/// Hooks that add nothing.
+pub struct NoHooks;
+
+impl MemberHooks for NoHooks {}
+
+/// Finds the member a request names.
+pub trait MemberDirectory<C: GroupTypes>: Send + Sync + 'static {
+    /// The member `target` of `group`. `appending`: the request replicates entries to it, which
+    /// a host that creates members on first contact (a nameserver's witnesses) may take as
+    /// the cue to create it. NOT_FOUND when there is no such member here.
+    fn member(
+        &self,
+        group: &str,
+        target: NodeId,
+        appending: bool,
+    ) -> Result<Arc<Member<C>>, Status>;
+}
+
+/// A directory of one member: a broker's replica.
+impl<C: GroupTypes> MemberDirectory<C> for Arc<Member<C>> {
+    fn member(
+        &self,
+        group: &str,
+        target: NodeId,
+        _appending: bool,
+    ) -> Result<Arc<Member<C>>, Status> {
+        if group == self.group && target == self.node_id {
+            return Ok(self.clone());
         }
+        Err(not_found(
+            group,
+            target,
+            &format!("node {} of group {:?}", self.node_id, self.group),
+        ))
     }
+}
 
-    /// Answers `ReplicaState` and refused votes with `log`'s last log id.
-    pub fn with_log(mut self, log: raft_log::LogStore) -> Self {
-        self.log = Some(log);
-        self
-    }
+/// The NOT_FOUND answer for a request meant for another member than `here` serves.
+pub fn not_found(group: &str, target: NodeId, here: &str) -> Status {
+    Status::not_found(format!(
+        "this is {here}, not node {target} of group {group:?}"
+    ))
+}
 
-    /// This replica's vote and last log id, as Raft holds them.
-    async fn vote_and_last_log(&self) -> Result<(openraft::Vote<NodeId>, Option<LogId>), Status> {
-        let vote = self
-            .raft
-            .with_raft_state(|st| *st.vote_ref())
-            .await
-            .map_err(|fatal| self.stopped(&fatal))?;
-        let last = self
-            .log
-            .as_ref()
-            .and_then(|l| l.last_log_id())
-            .map(|l| LogId::new(openraft::CommittedLeaderId::new(l.term, 0), l.index));
-        Ok((vote, last))
-    }
-
-    /// Grants votes only as `gate` allows (see [`crate::raft::rejoin`]).
-    pub fn with_vote_gate(mut self, gate: VoteGate) -> Self {
-        self.gate = gate;
-        self
-    }
-
-    /// Lets the failover detector's campaign (holding `refusals`) try again at once when this
-    /// replica refuses a candidate whose log is behind its own.
-    pub fn with_detector_refusals(mut self, refusals: VoteRefusals) -> Self {
-        self.detector = Some(refusals);
-        self
-    }
-
-    /// Ends every WatchLeader stream (UNAVAILABLE) once `shutdown` turns true (or its sender
-    /// is dropped), so a graceful server shutdown does not wait for them; the followers then
-    /// start their election at once.
-    pub fn with_shutdown(mut self, shutdown: watch::Receiver<bool>) -> Self {
-        self.shutdown = Some(shutdown);
-        self
-    }
-
-    /// The `RaftService` server, with message limits that fit the largest append.
-    pub fn into_server(self) -> RaftServiceServer<RaftGrpcService> {
-        RaftServiceServer::new(self)
-            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-    }
-
-    /// The `LeaderWatchService` server; mount it next to [`RaftGrpcService::into_server`].
-    pub fn leader_watch_server(&self) -> LeaderWatchServiceServer<RaftGrpcService> {
-        LeaderWatchServiceServer::new(self.clone())
-    }
-
-    /// Refuses a request meant for another node or another group.
-    fn check_target(&self, group: &str, target: NodeId) -> Result<(), Status> {
-        if group == &*self.group && target == self.self_id {
-            return Ok(());
-        }
-        Err(Status::not_found(format!(
-            "this is Raft node {} of group {:?}, not node {target} of group {group:?}",
-            self.self_id, self.group
-        )))
-    }
-
+impl<C: GroupTypes> Member<C> {
     fn stopped(&self, fatal: &Fatal<NodeId>) -> Status {
         Status::unavailable(format!(
             "Raft of node {} in group {:?} is not running: {fatal}",
-            self.self_id, self.group
+            self.node_id, self.group
         ))
-    }
-
-    /// Hands one append (or heartbeat) to Raft: the unary and the streaming RPC share it.
-    async fn append_one(
-        &self,
-        req: pb::AppendEntriesRequest,
-    ) -> Result<pb::AppendEntriesResponse, Status> {
-        self.check_target(&req.group, req.target_node_id)?;
-        let req = convert::append_request_from_pb(&req)?;
-        let resp = self
-            .raft
-            .append_entries(req)
-            .await
-            .map_err(|e| self.raft_error(e, |never| match never {}))?;
-        Ok(convert::append_response_to_pb(&resp))
     }
 
     /// Maps openraft's error for an RPC: a Raft-level refusal goes to `api`, a stopped Raft
@@ -194,10 +154,92 @@ impl RaftGrpcService {
             RaftError::Fatal(fatal) => self.stopped(&fatal),
         }
     }
+
+    /// This member's vote and last log id.
+    async fn vote_and_last_log(&self) -> Result<(openraft::Vote<NodeId>, Option<LogId>), Status> {
+        let vote = self
+            .raft
+            .with_raft_state(|st| *st.vote_ref())
+            .await
+            .map_err(|fatal| self.stopped(&fatal))?;
+        let last = self
+            .log
+            .last_log_id()
+            .map(|l| LogId::new(openraft::CommittedLeaderId::new(l.term, 0), l.index));
+        Ok((vote, last))
+    }
+}
+
+/// A replication port's Raft RPC endpoint: hands each request to the member it names.
+pub struct RaftGrpcService<C: GroupTypes, D> {
+    directory: Arc<D>,
+    /// Turns true when the process shuts down: ends WatchLeader and append streams, which
+    /// would otherwise hold a graceful server shutdown open.
+    shutdown: Option<watch::Receiver<bool>>,
+    _types: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C: GroupTypes, D> Clone for RaftGrpcService<C, D> {
+    fn clone(&self) -> Self {
+        RaftGrpcService {
+            directory: self.directory.clone(),
+            shutdown: self.shutdown.clone(),
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<C: GroupTypes, D: MemberDirectory<C>> RaftGrpcService<C, D> {
+    /// The endpoint of the members `directory` finds.
+    pub fn new(directory: D) -> Self {
+        RaftGrpcService {
+            directory: Arc::new(directory),
+            shutdown: None,
+            _types: std::marker::PhantomData,
+        }
+    }
+
+    /// Ends every WatchLeader and append stream (UNAVAILABLE) once `shutdown` turns true (or
+    /// its sender is dropped), so a graceful server shutdown does not wait for them; followers
+    /// then start their election at once.
+    pub fn with_shutdown(mut self, shutdown: watch::Receiver<bool>) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// The `RaftService` server, with message limits that fit the largest append.
+    pub fn into_server(self) -> RaftServiceServer<Self> {
+        RaftServiceServer::new(self)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+    }
+
+    /// The `LeaderWatchService` server; mount it next to [`RaftGrpcService::into_server`].
+    pub fn leader_watch_server(&self) -> LeaderWatchServiceServer<Self> {
+        LeaderWatchServiceServer::new(self.clone())
+    }
+
+    /// Hands one append (or heartbeat) to the member it names: the unary and the streaming
+    /// RPC share it.
+    async fn append_one(
+        &self,
+        req: pb::AppendEntriesRequest,
+    ) -> Result<pb::AppendEntriesResponse, Status> {
+        let member = self
+            .directory
+            .member(&req.group, req.target_node_id, true)?;
+        let req = convert::append_request_from_pb::<C>(&req)?;
+        let resp = member
+            .raft
+            .append_entries(req)
+            .await
+            .map_err(|e| member.raft_error(e, |never| match never {}))?;
+        Ok(convert::append_response_to_pb(&resp))
+    }
 }
 
 #[tonic::async_trait]
-impl RaftService for RaftGrpcService {
+impl<C: GroupTypes, D: MemberDirectory<C>> RaftService for RaftGrpcService<C, D> {
     async fn append_entries(
         &self,
         request: Request<pb::AppendEntriesRequest>,
@@ -248,40 +290,35 @@ impl RaftService for RaftGrpcService {
         request: Request<pb::VoteRequest>,
     ) -> Result<Response<pb::VoteResponse>, Status> {
         let req = request.into_inner();
-        self.check_target(&req.group, req.target_node_id)?;
+        let member = self
+            .directory
+            .member(&req.group, req.target_node_id, false)?;
         let req = convert::vote_request_from_pb(&req)?;
         let (candidate, term, candidate_log) = (
             req.vote.leader_id.voted_for,
             req.vote.leader_id.term,
             req.last_log_id,
         );
-        if !self.gate.may_grant(candidate_log.as_ref()) {
-            // A replica that lost its store: refused without consulting Raft, so neither its
+        if !member.gate.may_grant(candidate_log.as_ref()) {
+            // A member that lost its store: refused without consulting Raft, so neither its
             // vote nor its term moves.
-            let (vote, last_log_id) = self.vote_and_last_log().await?;
-            debug!(group = %self.group, ?candidate, term, standing = ?self.gate.standing(),
-                "refused a vote: this replica has not caught up since it lost its store");
-            let resp = openraft::raft::VoteResponse {
+            let (vote, last_log_id) = member.vote_and_last_log().await?;
+            debug!(group = %member.group, ?candidate, term, standing = ?member.gate.standing(),
+                "refused a vote: this member has not caught up since it lost its store");
+            let resp = VoteResponse {
                 vote,
                 vote_granted: false,
                 last_log_id,
             };
             return Ok(Response::new(convert::vote_response_to_pb(&resp)));
         }
-        let resp = self
+        let resp = member
             .raft
             .vote(req)
             .await
-            .map_err(|e| self.raft_error(e, |never| match never {}))?;
-        // `resp.last_log_id` is this replica's own last log id.
-        if let Some(candidate) = candidate.filter(|_| !resp.vote_granted) {
-            if candidate_log > resp.last_log_id {
-                self.longer_logs.refused_longer_log(candidate, term);
-            } else if candidate_log < resp.last_log_id {
-                if let Some(detector) = &self.detector {
-                    detector.refused_shorter_log();
-                }
-            }
+            .map_err(|e| member.raft_error(e, |never| match never {}))?;
+        if let Some(candidate) = candidate {
+            member.hooks.voted(candidate, term, candidate_log, &resp);
         }
         Ok(Response::new(convert::vote_response_to_pb(&resp)))
     }
@@ -291,25 +328,29 @@ impl RaftService for RaftGrpcService {
         request: Request<pb::InstallSnapshotRequest>,
     ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
         let req = request.into_inner();
-        self.check_target(&req.group, req.target_node_id)?;
-        let req = convert::snapshot_request_from_pb(&req)?;
-        let outcome = match self.raft.install_snapshot(req).await {
+        let member = self
+            .directory
+            .member(&req.group, req.target_node_id, true)?;
+        let req = convert::snapshot_request_from_pb::<C>(&req)?;
+        let outcome = match member.raft.install_snapshot(req).await {
             Ok(resp) => Ok(resp),
             Err(RaftError::APIError(openraft::error::InstallSnapshotError::SnapshotMismatch(
                 m,
             ))) => Err(m),
-            Err(RaftError::Fatal(fatal)) => return Err(self.stopped(&fatal)),
+            Err(RaftError::Fatal(fatal)) => return Err(member.stopped(&fatal)),
         };
         Ok(Response::new(convert::snapshot_response_to_pb(&outcome)))
     }
 
     async fn join_group(
         &self,
-        _request: Request<pb::JoinGroupRequest>,
+        request: Request<pb::JoinGroupRequest>,
     ) -> Result<Response<pb::JoinGroupResponse>, Status> {
-        Err(Status::unimplemented(
-            "JoinGroup: classic layouts (brokerRole without dLegerPeers) are not supported yet",
-        ))
+        let req = request.into_inner();
+        let member = self
+            .directory
+            .member(&req.group, req.target_node_id, false)?;
+        member.hooks.join_group(req).await.map(Response::new)
     }
 
     async fn replica_state(
@@ -317,18 +358,16 @@ impl RaftService for RaftGrpcService {
         request: Request<pb::ReplicaStateRequest>,
     ) -> Result<Response<pb::ReplicaStateResponse>, Status> {
         let req = request.into_inner();
-        self.check_target(&req.group, req.target_node_id)?;
-        let (vote, last_log_id) = self.vote_and_last_log().await?;
-        debug!(group = %self.group, asker = req.asker_node_id, "asked what this store holds");
+        let member = self
+            .directory
+            .member(&req.group, req.target_node_id, false)?;
+        let (vote, last_log_id) = member.vote_and_last_log().await?;
+        debug!(group = %member.group, asker = req.asker_node_id, "asked what this store holds");
         Ok(Response::new(pb::ReplicaStateResponse {
             initialized: vote.leader_id.term > 0 || last_log_id.is_some(),
             term: vote.leader_id.term,
-            last_log_id: last_log_id.map(|l| pb::LogId {
-                term: l.leader_id.term,
-                node_id: 0,
-                index: l.index,
-            }),
-            catching_up: !self.gate.may_vote(),
+            last_log_id: last_log_id.as_ref().map(convert::log_id_to_pb),
+            catching_up: !member.gate.may_vote(),
         }))
     }
 
@@ -337,65 +376,24 @@ impl RaftService for RaftGrpcService {
         request: Request<pb::TimeoutNowRequest>,
     ) -> Result<Response<pb::TimeoutNowResponse>, Status> {
         let req = request.into_inner();
-        self.check_target(&req.group, req.target_node_id)?;
-        let handback = Handback::from_pb(&req)?;
-        let declined = |remark: String| {
-            debug!(group = %self.group, leader = handback.leader.id, %remark, "declined a handback");
-            Ok(Response::new(pb::TimeoutNowResponse {
+        let member = self
+            .directory
+            .member(&req.group, req.target_node_id, false)?;
+        if let Err(fatal) = &member.raft.metrics().borrow().running_state {
+            return Err(member.stopped(fatal));
+        }
+        if !member.gate.may_vote() {
+            return Ok(Response::new(pb::TimeoutNowResponse {
                 status: Some(pb::ResponseStatus::new(
                     pb::ResponseCode::IllegalArgument,
-                    remark,
+                    format!(
+                        "node {} has not caught up since it lost its store",
+                        member.node_id
+                    ),
                 )),
-            }))
-        };
-        if !self.gate.may_vote() {
-            return declined(format!(
-                "node {} has not caught up since it lost its store",
-                self.self_id
-            ));
+            }));
         }
-        {
-            let metrics = self.raft.metrics();
-            let m = metrics.borrow();
-            if let Err(fatal) = &m.running_state {
-                return Err(self.stopped(fatal));
-            }
-            if let Some(why) = check_handback(&m, self.self_id, &handback) {
-                return declined(why);
-            }
-        }
-        if self
-            .handback_running
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return declined(format!(
-                "node {} is already campaigning for a handback",
-                self.self_id
-            ));
-        }
-        let running = HandbackRunning(self.handback_running.clone());
-        // Only candidates of this campaign count: one seen ahead in an earlier term must not
-        // keep this replica from standing now.
-        self.longer_logs.clear();
-        info!(group = %self.group, leader = handback.leader.id, term = handback.leader.term,
-            preferred = handback.preferred, "the leader hands leadership back; campaigning");
-        let campaign = Campaign::new(
-            self.raft.clone(),
-            self.self_id,
-            self.group.clone(),
-            Some(handback.preferred),
-            self.longer_logs.clone(),
-        )
-        .with_vote_gate(self.gate.clone());
-        let task = spawn_handback_campaign(campaign, handback.leader, self.shutdown.clone());
-        tokio::spawn(async move {
-            let _ = task.await;
-            drop(running);
-        });
-        Ok(Response::new(pb::TimeoutNowResponse {
-            status: Some(pb::ResponseStatus::ok()),
-        }))
+        member.hooks.timeout_now(req).await.map(Response::new)
     }
 }
 
@@ -493,7 +491,7 @@ fn leader_pings(
 }
 
 #[tonic::async_trait]
-impl LeaderWatchService for RaftGrpcService {
+impl<C: GroupTypes, D: MemberDirectory<C>> LeaderWatchService for RaftGrpcService<C, D> {
     type WatchLeaderStream =
         Pin<Box<dyn Stream<Item = Result<pb::LeaderPing, Status>> + Send + 'static>>;
 
@@ -502,21 +500,23 @@ impl LeaderWatchService for RaftGrpcService {
         request: Request<pb::WatchLeaderRequest>,
     ) -> Result<Response<Self::WatchLeaderStream>, Status> {
         let req = request.into_inner();
-        self.check_target(&req.group, req.target_node_id)?;
+        let member = self
+            .directory
+            .member(&req.group, req.target_node_id, false)?;
         if self.shutdown.as_ref().is_some_and(|rx| *rx.borrow()) {
             return Err(Status::unavailable("the node is shutting down"));
         }
-        let mut metrics = self.raft.metrics();
+        let mut metrics = member.raft.metrics();
         let term = {
             let m = metrics.borrow_and_update();
-            if let Some(status) = not_leading(&m, self.self_id, None) {
-                debug!(group = %self.group, follower = req.follower_node_id, %status, "refused a leader watch");
+            if let Some(status) = not_leading(&m, member.node_id, None) {
+                debug!(group = %member.group, follower = req.follower_node_id, %status, "refused a leader watch");
                 return Err(status);
             }
             m.current_term
         };
-        info!(group = %self.group, follower = req.follower_node_id, term, "follower watches this leader");
-        let pings = leader_pings(metrics, self.self_id, term, self.shutdown.clone());
+        info!(group = %member.group, follower = req.follower_node_id, term, "follower watches this leader");
+        let pings = leader_pings(metrics, member.node_id, term, self.shutdown.clone());
         Ok(Response::new(Box::pin(pings)))
     }
 }

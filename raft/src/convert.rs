@@ -22,10 +22,9 @@ use proto::v1 as pb;
 use proto::v1::append_entries_response::Result as AppendResult;
 use proto::v1::install_snapshot_response::Result as SnapshotResult;
 
-use crate::command::LogCommand;
-use crate::raft::typ::{
-    Entry, EntryPayload, LogId, Membership, Node, NodeId, SnapshotMeta, StoredMembership,
-    TypeConfig, Vote,
+use crate::typ::{
+    Entry, EntryPayload, GroupTypes, LogId, Membership, Node, NodeId, SnapshotMeta,
+    StoredMembership, Vote, WirePayload, WITNESS_NODE_ID,
 };
 
 /// A Raft message from the network that cannot be turned into its openraft counterpart.
@@ -48,6 +47,19 @@ impl From<WireError> for tonic::Status {
 /// Unwraps a message field that the sender must set.
 fn required<T>(field: Option<T>, name: &str) -> Result<T, WireError> {
     field.ok_or_else(|| WireError::new(format!("{name} is missing")))
+}
+
+// ---- roles ----
+
+/// A Raft server state as the wire names it.
+pub fn raft_role(state: openraft::ServerState) -> pb::RaftRole {
+    match state {
+        openraft::ServerState::Leader => pb::RaftRole::Leader,
+        openraft::ServerState::Candidate => pb::RaftRole::Candidate,
+        openraft::ServerState::Learner => pb::RaftRole::Learner,
+        openraft::ServerState::Follower => pb::RaftRole::Follower,
+        openraft::ServerState::Shutdown => pb::RaftRole::Shutdown,
+    }
 }
 
 // ---- log ids and votes ----
@@ -183,19 +195,24 @@ fn stored_membership_from_pb(stored: &pb::StoredMembership) -> Result<StoredMemb
 
 // ---- entries ----
 
-/// Encodes an entry. A normal entry's payload is the command's bytes, shared, not copied.
-pub fn entry_to_pb(entry: &Entry) -> pb::Entry {
+/// Encodes an entry. A normal entry's payload is its wire bytes, shared, not copied; with
+/// `omit_payload` (an entry for a witness) it is left out, and the entry says so.
+pub fn entry_to_pb<C: GroupTypes>(entry: &Entry<C>, omit_payload: bool) -> pb::Entry {
     let mut out = pb::Entry {
         log_id: Some(log_id_to_pb(&entry.log_id)),
         ..Default::default()
     };
     match &entry.payload {
-        EntryPayload::Blank => out.kind = pb::EntryKind::Blank as i32,
-        EntryPayload::Normal(command) => {
+        EntryPayload::<C>::Blank => out.kind = pb::EntryKind::Blank as i32,
+        EntryPayload::<C>::Normal(data) => {
             out.kind = pb::EntryKind::Normal as i32;
-            out.payload = command.0.clone();
+            if omit_payload {
+                out.payload_omitted = true;
+            } else {
+                out.payload = data.to_wire();
+            }
         }
-        EntryPayload::Membership(membership) => {
+        EntryPayload::<C>::Membership(membership) => {
             out.kind = pb::EntryKind::Membership as i32;
             out.membership = Some(membership_to_pb(membership));
         }
@@ -203,19 +220,18 @@ pub fn entry_to_pb(entry: &Entry) -> pb::Entry {
     out
 }
 
-/// Decodes an entry. An entry whose payload was left out (one meant for a witness) is refused:
-/// a data replica must never store a message-less copy of a message.
-pub fn entry_from_pb(entry: &pb::Entry) -> Result<Entry, WireError> {
+/// Decodes an entry. Whether an entry whose payload was left out (one meant for a witness) is
+/// taken is the payload type's call ([`WirePayload::from_wire`]): a data replica refuses it,
+/// for it must never store a message-less copy of a message.
+pub fn entry_from_pb<C: GroupTypes>(entry: &pb::Entry) -> Result<Entry<C>, WireError> {
     let log_id = log_id_from_pb(required(entry.log_id.as_ref(), "entry.log_id")?);
     let at = log_id.index;
     let payload = match pb::EntryKind::try_from(entry.kind) {
-        Ok(pb::EntryKind::Blank) => EntryPayload::Blank,
-        Ok(pb::EntryKind::Normal) if entry.payload_omitted => {
-            return Err(WireError::new(format!(
-                "entry {at} comes without its payload (payload_omitted); only a witness takes such entries"
-            )));
-        }
-        Ok(pb::EntryKind::Normal) => EntryPayload::Normal(LogCommand(entry.payload.clone())),
+        Ok(pb::EntryKind::Blank) => EntryPayload::<C>::Blank,
+        Ok(pb::EntryKind::Normal) => EntryPayload::<C>::Normal(
+            C::D::from_wire(entry.payload.clone(), entry.payload_omitted)
+                .map_err(|why| WireError::new(format!("entry {at}: {why}")))?,
+        ),
         Ok(pb::EntryKind::Membership) => {
             let membership = required(entry.membership.as_ref(), "membership entry's config")?;
             let membership = membership_from_pb(membership)?;
@@ -224,7 +240,7 @@ pub fn entry_from_pb(entry: &pb::Entry) -> Result<Entry, WireError> {
                     "membership entry {at} has no voter set"
                 )));
             }
-            EntryPayload::Membership(membership)
+            EntryPayload::<C>::Membership(membership)
         }
         Ok(pb::EntryKind::Unspecified) | Err(_) => {
             return Err(WireError::new(format!(
@@ -238,30 +254,32 @@ pub fn entry_from_pb(entry: &pb::Entry) -> Result<Entry, WireError> {
 
 // ---- append entries ----
 
-/// Encodes an append-entries request addressed to `target` of `group`.
-pub fn append_request_to_pb(
+/// Encodes an append-entries request addressed to `target` of `group`. Entries for the
+/// witness ([`WITNESS_NODE_ID`]) go without their payloads.
+pub fn append_request_to_pb<C: GroupTypes>(
     group: &str,
     target: NodeId,
-    req: &AppendEntriesRequest<TypeConfig>,
+    req: &AppendEntriesRequest<C>,
 ) -> pb::AppendEntriesRequest {
+    let omit = target == WITNESS_NODE_ID;
     pb::AppendEntriesRequest {
         group: group.to_owned(),
         target_node_id: target,
         vote: Some(vote_to_pb(&req.vote)),
         prev_log_id: opt_log_id_to_pb(&req.prev_log_id),
-        entries: req.entries.iter().map(entry_to_pb).collect(),
+        entries: req.entries.iter().map(|e| entry_to_pb(e, omit)).collect(),
         leader_commit: opt_log_id_to_pb(&req.leader_commit),
     }
 }
 
 /// Decodes an append-entries request (its addressing is checked by the service).
-pub fn append_request_from_pb(
+pub fn append_request_from_pb<C: GroupTypes>(
     req: &pb::AppendEntriesRequest,
-) -> Result<AppendEntriesRequest<TypeConfig>, WireError> {
+) -> Result<AppendEntriesRequest<C>, WireError> {
     let entries = req
         .entries
         .iter()
-        .map(entry_from_pb)
+        .map(entry_from_pb::<C>)
         .collect::<Result<Vec<_>, _>>()?;
     // openraft appends without checking that the batch is contiguous.
     let mut expected = req
@@ -389,10 +407,10 @@ fn snapshot_meta_from_pb(meta: &pb::SnapshotMeta) -> Result<SnapshotMeta, WireEr
 }
 
 /// Encodes one snapshot chunk addressed to `target` of `group`.
-pub fn snapshot_request_to_pb(
+pub fn snapshot_request_to_pb<C: GroupTypes>(
     group: &str,
     target: NodeId,
-    req: &InstallSnapshotRequest<TypeConfig>,
+    req: &InstallSnapshotRequest<C>,
 ) -> pb::InstallSnapshotRequest {
     pb::InstallSnapshotRequest {
         group: group.to_owned(),
@@ -406,9 +424,9 @@ pub fn snapshot_request_to_pb(
 }
 
 /// Decodes one snapshot chunk.
-pub fn snapshot_request_from_pb(
+pub fn snapshot_request_from_pb<C: GroupTypes>(
     req: &pb::InstallSnapshotRequest,
-) -> Result<InstallSnapshotRequest<TypeConfig>, WireError> {
+) -> Result<InstallSnapshotRequest<C>, WireError> {
     Ok(InstallSnapshotRequest {
         vote: required_vote(&req.vote, "install_snapshot.vote")?,
         meta: snapshot_meta_from_pb(required(req.meta.as_ref(), "install_snapshot.meta")?)?,
@@ -475,6 +493,10 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::testing::{Payload, TestConfig};
+
+    type Entry = crate::typ::Entry<TestConfig>;
+    type EntryPayload = crate::typ::EntryPayload<TestConfig>;
 
     fn lid(term: u64, index: u64) -> LogId {
         LogId::new(CommittedLeaderId::new(term, 0), index)
@@ -564,15 +586,15 @@ mod tests {
             },
             Entry {
                 log_id: lid(2, 2),
-                payload: EntryPayload::Normal(LogCommand(payload.clone())),
+                payload: EntryPayload::Normal(Payload(payload.clone())),
             },
             Entry {
                 log_id: lid(2, 3),
-                payload: EntryPayload::Normal(LogCommand(Bytes::new())),
+                payload: EntryPayload::Normal(Payload(Bytes::new())),
             },
         ];
         for e in &entries {
-            let pb = entry_to_pb(e);
+            let pb = entry_to_pb(e, false);
             if let EntryPayload::Normal(cmd) = &e.payload {
                 assert_eq!(
                     pb.payload.as_ptr(),
@@ -580,16 +602,19 @@ mod tests {
                     "payload is not re-encoded"
                 );
             }
-            assert_eq!(entry_from_pb(&wire(&pb)), Ok(e.clone()));
+            assert_eq!(entry_from_pb::<TestConfig>(&wire(&pb)), Ok(e.clone()));
         }
     }
 
     #[test]
     fn malformed_entries_are_errors() {
-        let good = entry_to_pb(&Entry {
-            log_id: lid(1, 1),
-            payload: EntryPayload::Normal(LogCommand(Bytes::from_static(b"x"))),
-        });
+        let good = entry_to_pb(
+            &Entry {
+                log_id: lid(1, 1),
+                payload: EntryPayload::Normal(Payload(Bytes::from_static(b"x"))),
+            },
+            false,
+        );
         let cases = [
             pb::Entry {
                 log_id: None,
@@ -642,12 +667,15 @@ mod tests {
             },
         ];
         for (i, case) in cases.iter().enumerate() {
-            assert!(entry_from_pb(case).is_err(), "case {i} accepted: {case:?}");
+            assert!(
+                entry_from_pb::<TestConfig>(case).is_err(),
+                "case {i} accepted: {case:?}"
+            );
         }
-        assert!(entry_from_pb(&good).is_ok());
+        assert!(entry_from_pb::<TestConfig>(&good).is_ok());
     }
 
-    fn append_request() -> AppendEntriesRequest<TypeConfig> {
+    fn append_request() -> AppendEntriesRequest<TestConfig> {
         AppendEntriesRequest {
             vote: Vote::new_committed(3, 1),
             prev_log_id: Some(lid(2, 9)),
@@ -658,7 +686,7 @@ mod tests {
                 },
                 Entry {
                     log_id: lid(3, 11),
-                    payload: EntryPayload::Normal(LogCommand(Bytes::from_static(b"m"))),
+                    payload: EntryPayload::Normal(Payload(Bytes::from_static(b"m"))),
                 },
             ],
             leader_commit: Some(lid(2, 8)),
@@ -670,7 +698,7 @@ mod tests {
         let req = append_request();
         let pb = wire(&append_request_to_pb("broker-a", 2, &req));
         assert_eq!((pb.group.as_str(), pb.target_node_id), ("broker-a", 2));
-        let back = append_request_from_pb(&pb).expect("decodes");
+        let back = append_request_from_pb::<TestConfig>(&pb).expect("decodes");
         assert_eq!(
             (
                 back.vote,
@@ -681,14 +709,15 @@ mod tests {
             (req.vote, req.prev_log_id, req.entries, req.leader_commit)
         );
 
-        let heartbeat = AppendEntriesRequest::<TypeConfig> {
+        let heartbeat = AppendEntriesRequest::<TestConfig> {
             vote: Vote::new_committed(1, 0),
             prev_log_id: None,
             entries: vec![],
             leader_commit: None,
         };
-        let back = append_request_from_pb(&wire(&append_request_to_pb("g", 0, &heartbeat)))
-            .expect("decodes");
+        let back =
+            append_request_from_pb::<TestConfig>(&wire(&append_request_to_pb("g", 0, &heartbeat)))
+                .expect("decodes");
         assert_eq!(
             (back.prev_log_id, back.leader_commit, back.entries.len()),
             (None, None, 0)
@@ -698,21 +727,23 @@ mod tests {
     #[test]
     fn malformed_append_requests_are_errors() {
         let pb = append_request_to_pb("g", 1, &append_request());
-        assert!(append_request_from_pb(&pb::AppendEntriesRequest {
-            vote: None,
-            ..pb.clone()
-        })
-        .is_err());
+        assert!(
+            append_request_from_pb::<TestConfig>(&pb::AppendEntriesRequest {
+                vote: None,
+                ..pb.clone()
+            })
+            .is_err()
+        );
         let mut gap = pb.clone();
         gap.entries[1].log_id = Some(pb::LogId {
             term: 3,
             node_id: 0,
             index: 13,
         });
-        assert!(append_request_from_pb(&gap).is_err());
+        assert!(append_request_from_pb::<TestConfig>(&gap).is_err());
         let mut wrong_start = pb.clone();
         wrong_start.prev_log_id = None;
-        assert!(append_request_from_pb(&wrong_start).is_err());
+        assert!(append_request_from_pb::<TestConfig>(&wrong_start).is_err());
     }
 
     #[test]
@@ -789,7 +820,7 @@ mod tests {
 
     #[test]
     fn snapshot_chunks_round_trip() {
-        let req = InstallSnapshotRequest::<TypeConfig> {
+        let req = InstallSnapshotRequest::<TestConfig> {
             vote: Vote::new_committed(3, 1),
             meta: SnapshotMeta {
                 last_log_id: Some(lid(3, 500)),
@@ -802,9 +833,9 @@ mod tests {
         };
         let pb = wire(&snapshot_request_to_pb("g", 2, &req));
         assert_eq!((pb.group.as_str(), pb.target_node_id), ("g", 2));
-        assert_eq!(snapshot_request_from_pb(&pb), Ok(req.clone()));
+        assert_eq!(snapshot_request_from_pb::<TestConfig>(&pb), Ok(req.clone()));
 
-        let empty = InstallSnapshotRequest::<TypeConfig> {
+        let empty = InstallSnapshotRequest::<TestConfig> {
             meta: SnapshotMeta::default(),
             offset: 0,
             data: vec![],
@@ -812,16 +843,22 @@ mod tests {
             ..req
         };
         assert_eq!(
-            snapshot_request_from_pb(&wire(&snapshot_request_to_pb("g", 2, &empty))),
+            snapshot_request_from_pb::<TestConfig>(&wire(&snapshot_request_to_pb("g", 2, &empty))),
             Ok(empty)
         );
-        assert!(snapshot_request_from_pb(&pb::InstallSnapshotRequest {
-            meta: None,
-            ..pb.clone()
-        })
-        .is_err());
         assert!(
-            snapshot_request_from_pb(&pb::InstallSnapshotRequest { vote: None, ..pb }).is_err()
+            snapshot_request_from_pb::<TestConfig>(&pb::InstallSnapshotRequest {
+                meta: None,
+                ..pb.clone()
+            })
+            .is_err()
+        );
+        assert!(
+            snapshot_request_from_pb::<TestConfig>(&pb::InstallSnapshotRequest {
+                vote: None,
+                ..pb
+            })
+            .is_err()
         );
     }
 
