@@ -9,12 +9,13 @@
 //! | `bindAddress` (alias `listenAddress`) | 127.0.0.1 | local address to listen on |
 //! | `brokerExpiryMs` | 5000 | a broker is dropped after this long without a heartbeat |
 //! | `scanNotActiveBrokerInterval` | 200 | how often expired brokers are looked for, ms |
+//! | `witnessStorePath` | `~/namesrv/witness` | where hosted witnesses keep votes and log ids |
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use raftmq_properties::value::integer_in;
+use raftmq_properties::value::{integer_in, non_empty};
 use raftmq_properties::{
     escape_key, escape_value, parse_override, read_file, IgnoredKeys, Key, Property, Schema,
     Warning, NETTY_SERVER_KEYS, NETTY_WORKER_THREADS,
@@ -55,6 +56,15 @@ pub(crate) const BROKER_EXPIRY_MS: Key<u64> = Key {
 };
 /// Milliseconds. RocketMQ scans every 5 s; a scan is cheap here and watchers should see an
 /// expiry close to when it happens.
+/// Where the witnesses this nameserver hosts keep their votes and log ids, one directory per
+/// broker group (raftmq's own key; RocketMQ nameservers store nothing). `~` is the home
+/// directory, as in RocketMQ's `kvConfigPath` default.
+pub(crate) const WITNESS_STORE_PATH: Key<PathBuf> = Key {
+    name: "witnessStorePath",
+    aliases: &[],
+    default: Some("~/namesrv/witness"),
+    parse: |raw| non_empty(raw).map(PathBuf::from),
+};
 pub(crate) const SCAN_NOT_ACTIVE_BROKER_INTERVAL: Key<u64> = Key {
     name: "scanNotActiveBrokerInterval",
     aliases: &[],
@@ -69,6 +79,7 @@ pub(crate) static SCHEMA: Schema = Schema {
         &BIND_ADDRESS,
         &BROKER_EXPIRY_MS,
         &SCAN_NOT_ACTIVE_BROKER_INTERVAL,
+        &WITNESS_STORE_PATH,
     ],
     ignored: &[
         IgnoredKeys {
@@ -76,7 +87,7 @@ pub(crate) static SCHEMA: Schema = Schema {
             names: &["rocketmqHome"],
         },
         IgnoredKeys {
-            why: "RocketMQ's KV config store; raftmq's nameserver keeps no files",
+            why: "RocketMQ's KV config store; raftmq's nameserver keeps no such files",
             names: &["kvConfigPath", "configStorePath"],
         },
         IgnoredKeys {
@@ -126,6 +137,9 @@ pub struct NamesrvConfig {
     /// Route events buffered per watcher before it counts as lagging and is sent a fresh
     /// snapshot instead. Not a property key: a knob for tests and embedding programs.
     pub watch_buffer: usize,
+    /// `witnessStorePath`: where hosted witnesses keep their votes and log ids, one directory
+    /// per group (default `~/namesrv/witness`, `~` expanded).
+    pub witness_store_path: PathBuf,
 }
 
 impl Default for NamesrvConfig {
@@ -137,6 +151,7 @@ impl Default for NamesrvConfig {
             broker_expiry: Duration::from_millis(5000),
             scan_interval: Duration::from_millis(200),
             watch_buffer: 1024,
+            witness_store_path: expand_home(Path::new("~/namesrv/witness")),
         }
     }
 }
@@ -164,6 +179,7 @@ impl NamesrvConfig {
             bind_address: settings.value(&BIND_ADDRESS)?,
             broker_expiry: Duration::from_millis(settings.value(&BROKER_EXPIRY_MS)?),
             scan_interval: Duration::from_millis(settings.value(&SCAN_NOT_ACTIVE_BROKER_INTERVAL)?),
+            witness_store_path: expand_home(&settings.value(&WITNESS_STORE_PATH)?),
             ..NamesrvConfig::default()
         };
         if config.scan_interval > config.broker_expiry {
@@ -201,10 +217,22 @@ impl NamesrvConfig {
                 SCAN_NOT_ACTIVE_BROKER_INTERVAL.name,
                 self.scan_interval.as_millis().to_string(),
             ),
+            (
+                WITNESS_STORE_PATH.name,
+                self.witness_store_path.display().to_string(),
+            ),
         ]
         .into_iter()
         .map(|(key, value)| format!("{}={}\n", escape_key(key), escape_value(&value)))
         .collect()
+    }
+}
+
+/// `path` with a leading `~` replaced by `$HOME` (left as it is without a home).
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -21,6 +21,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A hosted witness's store cannot be opened.
+    #[error("witness store: {why}")]
+    Witness {
+        /// What failed, naming the group and the path.
+        why: String,
+    },
     /// The gRPC server failed while running.
     #[error("gRPC server failed: {}", Sources(source))]
     Serve {

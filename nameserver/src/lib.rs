@@ -30,6 +30,7 @@ mod registry;
 pub mod route_table;
 mod server;
 mod service;
+pub mod witness;
 
 pub use config::NamesrvConfig;
 pub use error::Error;

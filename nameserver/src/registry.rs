@@ -120,6 +120,11 @@ impl Registry {
         })
     }
 
+    /// Whether a broker of group `broker_name` is registered (only those get a witness here).
+    pub fn knows_group(&self, broker_name: &str) -> bool {
+        self.lock().group(broker_name).is_some()
+    }
+
     /// Removes a member at once; false when no such member is registered.
     pub fn unregister(&self, broker_name: &str, node_id: u64, broker_addr: &str) -> bool {
         let now = Instant::now();

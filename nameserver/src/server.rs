@@ -10,10 +10,29 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tracing::info;
 
+use raftmq_raft::service::{Member, MemberDirectory, RaftGrpcService};
+use raftmq_raft::typ::NodeId;
+
 use crate::config::NamesrvConfig;
 use crate::registry::Registry;
 use crate::service::RouteService;
+use crate::witness::{WitnessConfig, WitnessHost};
 use crate::Error;
+
+/// The witness host, shared with the replication service.
+struct WitnessDirectory(Arc<WitnessHost>);
+
+#[tonic::async_trait]
+impl MemberDirectory<WitnessConfig> for WitnessDirectory {
+    async fn member(
+        &self,
+        group: &str,
+        target: NodeId,
+        appending: bool,
+    ) -> Result<Arc<Member<WitnessConfig>>, tonic::Status> {
+        self.0.member(group, target, appending).await
+    }
+}
 
 /// Opens the listening socket of `config` (`bindAddress:listenPort`; port 0 picks a free
 /// one, see [`TcpListener::local_addr`]).
@@ -41,6 +60,16 @@ pub async fn serve(
         expiry_ms = config.broker_expiry.as_millis() as u64,
         "route registry started"
     );
+    let known: crate::witness::KnownGroup = {
+        let registry = Arc::clone(&registry);
+        Arc::new(move |group: &str| registry.knows_group(group))
+    };
+    let witnesses = Arc::new(
+        WitnessHost::open(&config.witness_store_path, known)
+            .await
+            .map_err(|why| Error::Witness { why })?,
+    );
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     let expiry = tokio::spawn(expire_silent_brokers(
         Arc::clone(&registry),
         config.scan_interval,
@@ -51,15 +80,22 @@ pub async fn serve(
             shutdown.await;
             info!("shutting down");
             registry.close();
+            let _ = stopping.send(true);
         }
     };
+    // The witnesses' Raft traffic shares the nameserver's port (DESIGN §4: a witness is hosted
+    // by a nameserver); it is small, entries carry no payload.
+    let raft = RaftGrpcService::<WitnessConfig, _>::new(WitnessDirectory(Arc::clone(&witnesses)))
+        .with_shutdown(stopped);
     let served = Server::builder()
         .add_service(proto::NameServiceServer::new(RouteService::new(
             Arc::clone(&registry),
         )))
+        .add_service(raft.into_server())
         .serve_with_incoming_shutdown(no_delay(listener), signal)
         .await;
     registry.close();
+    witnesses.shutdown().await;
     // The task only ends by seeing the close; a panic in it has been logged by then.
     let _ = expiry.await;
     served.map_err(|source| Error::Serve { source })

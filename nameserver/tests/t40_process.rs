@@ -81,6 +81,7 @@ fn t42_help_explains_keys_and_p_prints_the_effective_config() {
         "bindAddress=127.0.0.1",
         "brokerExpiryMs=5000",
         "scanNotActiveBrokerInterval",
+        "witnessStorePath",
     ] {
         assert!(
             out.stdout.contains(key),
@@ -95,11 +96,13 @@ fn t42_help_explains_keys_and_p_prints_the_effective_config() {
         "brokerExpiryMs=1234",
         "--set",
         "listenAddress=0.0.0.0",
+        "--set",
+        "witnessStorePath=/srv/w",
     ]);
     assert!(out.status.success(), "{}", out.stderr);
     assert_eq!(
         out.stdout,
-        "listenPort=9876\nbindAddress=0.0.0.0\nbrokerExpiryMs=1234\nscanNotActiveBrokerInterval=200\n"
+        "listenPort=9876\nbindAddress=0.0.0.0\nbrokerExpiryMs=1234\nscanNotActiveBrokerInterval=200\nwitnessStorePath=/srv/w\n"
     );
 }
 

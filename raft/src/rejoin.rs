@@ -173,20 +173,33 @@ pub async fn settle<C: GroupTypes>(
     }
     if gate.standing() == Standing::Rejoining {
         info!(%group, "the store is empty but the group exists: rejoining, no vote until caught up");
-        loop {
-            if caught_up(&metrics.borrow_and_update(), self_id) {
-                break;
-            }
-            if metrics.changed().await.is_err() {
-                return;
-            }
+        if !catch_up(&raft, &gate, self_id).await {
+            return;
         }
         info!(%group, "caught up with the group's leader: voting again");
     } else {
         info!(%group, "every peer's store is empty: a new group");
+        gate.set(Standing::Member);
+    }
+    raft.runtime_config().elect(true);
+}
+
+/// Waits until a member that is [`Standing::Rejoining`] has caught up with a leader of the
+/// current term ([`caught_up`]), then makes it a member (it may vote). False if its Raft
+/// stopped first. A member whose host knows its group exists (a classic replica or a witness
+/// with an empty store) starts here directly.
+pub async fn catch_up<C: GroupTypes>(raft: &Raft<C>, gate: &VoteGate, self_id: NodeId) -> bool {
+    let mut metrics = raft.metrics();
+    loop {
+        if caught_up(&metrics.borrow_and_update(), self_id) {
+            break;
+        }
+        if metrics.changed().await.is_err() {
+            return false;
+        }
     }
     gate.set(Standing::Member);
-    raft.runtime_config().elect(true);
+    true
 }
 
 /// Asks every peer what its store holds.

@@ -100,11 +100,12 @@ pub struct NoHooks;
 impl MemberHooks for NoHooks {}
 
 /// Finds the member a request names.
+#[tonic::async_trait]
 pub trait MemberDirectory<C: GroupTypes>: Send + Sync + 'static {
     /// The member `target` of `group`. `appending`: the request replicates entries to it, which
     /// a host that creates members on first contact (a nameserver's witnesses) may take as
     /// the cue to create it. NOT_FOUND when there is no such member here.
-    fn member(
+    async fn member(
         &self,
         group: &str,
         target: NodeId,
@@ -113,8 +114,9 @@ pub trait MemberDirectory<C: GroupTypes>: Send + Sync + 'static {
 }
 
 /// A directory of one member: a broker's replica.
+#[tonic::async_trait]
 impl<C: GroupTypes> MemberDirectory<C> for Arc<Member<C>> {
-    fn member(
+    async fn member(
         &self,
         group: &str,
         target: NodeId,
@@ -227,7 +229,8 @@ impl<C: GroupTypes, D: MemberDirectory<C>> RaftGrpcService<C, D> {
     ) -> Result<pb::AppendEntriesResponse, Status> {
         let member = self
             .directory
-            .member(&req.group, req.target_node_id, true)?;
+            .member(&req.group, req.target_node_id, true)
+            .await?;
         let req = convert::append_request_from_pb::<C>(&req)?;
         let resp = member
             .raft
@@ -292,7 +295,8 @@ impl<C: GroupTypes, D: MemberDirectory<C>> RaftService for RaftGrpcService<C, D>
         let req = request.into_inner();
         let member = self
             .directory
-            .member(&req.group, req.target_node_id, false)?;
+            .member(&req.group, req.target_node_id, false)
+            .await?;
         let req = convert::vote_request_from_pb(&req)?;
         let (candidate, term, candidate_log) = (
             req.vote.leader_id.voted_for,
@@ -330,7 +334,8 @@ impl<C: GroupTypes, D: MemberDirectory<C>> RaftService for RaftGrpcService<C, D>
         let req = request.into_inner();
         let member = self
             .directory
-            .member(&req.group, req.target_node_id, true)?;
+            .member(&req.group, req.target_node_id, true)
+            .await?;
         let req = convert::snapshot_request_from_pb::<C>(&req)?;
         let outcome = match member.raft.install_snapshot(req).await {
             Ok(resp) => Ok(resp),
@@ -349,7 +354,8 @@ impl<C: GroupTypes, D: MemberDirectory<C>> RaftService for RaftGrpcService<C, D>
         let req = request.into_inner();
         let member = self
             .directory
-            .member(&req.group, req.target_node_id, false)?;
+            .member(&req.group, req.target_node_id, false)
+            .await?;
         member.hooks.join_group(req).await.map(Response::new)
     }
 
@@ -360,7 +366,8 @@ impl<C: GroupTypes, D: MemberDirectory<C>> RaftService for RaftGrpcService<C, D>
         let req = request.into_inner();
         let member = self
             .directory
-            .member(&req.group, req.target_node_id, false)?;
+            .member(&req.group, req.target_node_id, false)
+            .await?;
         let (vote, last_log_id) = member.vote_and_last_log().await?;
         debug!(group = %member.group, asker = req.asker_node_id, "asked what this store holds");
         Ok(Response::new(pb::ReplicaStateResponse {
@@ -378,7 +385,8 @@ impl<C: GroupTypes, D: MemberDirectory<C>> RaftService for RaftGrpcService<C, D>
         let req = request.into_inner();
         let member = self
             .directory
-            .member(&req.group, req.target_node_id, false)?;
+            .member(&req.group, req.target_node_id, false)
+            .await?;
         if let Err(fatal) = &member.raft.metrics().borrow().running_state {
             return Err(member.stopped(fatal));
         }
@@ -502,7 +510,8 @@ impl<C: GroupTypes, D: MemberDirectory<C>> LeaderWatchService for RaftGrpcServic
         let req = request.into_inner();
         let member = self
             .directory
-            .member(&req.group, req.target_node_id, false)?;
+            .member(&req.group, req.target_node_id, false)
+            .await?;
         if self.shutdown.as_ref().is_some_and(|rx| *rx.borrow()) {
             return Err(Status::unavailable("the node is shutting down"));
         }

@@ -28,6 +28,9 @@ Configuration keys (in the -c file or with --set; RocketMQ's names):
   brokerExpiryMs=5000               drop a broker after this long without a heartbeat
                                     (brokers heartbeat every second; RocketMQ uses 120 s)
   scanNotActiveBrokerInterval=200   how often silent brokers are looked for, ms
+  witnessStorePath=~/namesrv/witness
+                                    where the witnesses this nameserver hosts for classic
+                                    groups (two data replicas) keep votes and log ids
 
 RocketMQ's JVM and Netty keys (serverWorkerThreads, rocketmqHome, ...) are accepted and
 ignored with a warning; an unknown key is a warning naming the nearest known key; a bad
