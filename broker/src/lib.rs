@@ -14,6 +14,7 @@
 #![warn(clippy::unwrap_used)]
 pub mod command;
 pub mod config;
+pub mod layout;
 pub mod limits;
 pub mod node;
 pub mod raft;

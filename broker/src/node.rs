@@ -24,75 +24,15 @@ use raftmq_raft::network::GrpcNetworkFactory;
 use raftmq_raft::rejoin::{Standing, VoteGate};
 use raftmq_raft::service::{replication_server_builder, Member, RaftGrpcService};
 
+use crate::layout::{GroupLayout, LayoutKind};
+use crate::raft::classic;
 use crate::raft::failover::{Campaign, VoteRefusals};
 use crate::raft::hooks::ReplicaHooks;
+use crate::raft::in_sync::InSyncState;
 use crate::raft::typ::{NodeId, Raft, TypeConfig};
 use crate::service::consumers::ConsumerGroups;
 use crate::service::{BrokerContext, BrokerGrpc};
 use crate::state::{BrokerState, StateMachine};
-
-/// A replica's identity inside its group, and its peers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupLayout {
-    pub group: String,
-    pub self_id: NodeId,
-    /// Every voter: node id → replication address.
-    pub peers: BTreeMap<NodeId, String>,
-    pub preferred_leader: Option<NodeId>,
-}
-
-/// Turns a DLedger peer id (`n0`, `n1`, ...) into a Raft node id: its trailing number.
-pub fn node_id_of(peer_id: &str) -> Result<NodeId, String> {
-    let digits: String = peer_id
-        .chars()
-        .rev()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    if digits.is_empty() {
-        return Err(format!(
-            "peer id {peer_id:?} does not end in a number (use n0, n1, n2, ...)"
-        ));
-    }
-    digits
-        .chars()
-        .rev()
-        .collect::<String>()
-        .parse()
-        .map_err(|_| format!("peer id {peer_id:?} is out of range"))
-}
-
-impl GroupLayout {
-    pub fn from_config(config: &BrokerConfig) -> anyhow::Result<GroupLayout> {
-        let Some(d) = &config.dledger else {
-            bail!(
-                "only the dledger layout (enableDLegerCommitLog=true) runs in this version; \
-                 classic brokerRole layouts arrive with the witness and in-sync set"
-            );
-        };
-        let mut peers = BTreeMap::new();
-        for p in &d.peers {
-            let id = node_id_of(&p.id).map_err(|e| anyhow!("dLegerPeers: {e}"))?;
-            if peers.insert(id, p.addr.to_string()).is_some() {
-                bail!("dLegerPeers: two peers map to node id {id}");
-            }
-        }
-        let self_id = node_id_of(&d.self_id).map_err(|e| anyhow!("dLegerSelfId: {e}"))?;
-        let preferred_leader = match &d.preferred_leader_id {
-            Some(p) => Some(node_id_of(p).map_err(|e| anyhow!("preferredLeaderId: {e}"))?),
-            None => None,
-        };
-        Ok(GroupLayout {
-            group: d.group.clone(),
-            self_id,
-            peers,
-            preferred_leader,
-        })
-    }
-
-    pub fn self_raft_addr(&self) -> Option<&str> {
-        self.peers.get(&self.self_id).map(|s| s.as_str())
-    }
-}
 
 /// How the store flushes, from `flushDiskType` and `flushIntervalCommitLog`.
 fn flush_mode(config: &BrokerConfig) -> FlushMode {
@@ -135,11 +75,7 @@ impl BrokerNode {
     /// Opens the store, starts Raft and both servers. Returns once both ports listen.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerNode> {
         let config = Arc::new(config);
-        let layout = GroupLayout::from_config(&config)?;
-        let raft_addr_text = layout
-            .self_raft_addr()
-            .ok_or_else(|| anyhow!("dLegerSelfId is not among dLegerPeers"))?
-            .to_string();
+        let layout = GroupLayout::from_config(&config).map_err(|e| anyhow!(e))?;
 
         // Bind first: a port in use fails start-up before any state is touched.
         let client_listener = bind(
@@ -147,7 +83,11 @@ impl BrokerNode {
             "listenPort",
         )
         .await?;
-        let raft_listener = bind(&raft_addr_text, "dLegerPeers replication port").await?;
+        let raft_port_key = match layout.kind {
+            LayoutKind::DLedger { .. } => "dLegerPeers replication port",
+            LayoutKind::Classic { .. } => "haListenPort",
+        };
+        let raft_listener = bind(&layout.raft_addr, raft_port_key).await?;
         let client_addr = client_listener.local_addr()?;
         let raft_addr = raft_listener.local_addr()?;
         // Before Raft starts: a twin with this node id would take part in the group's votes.
@@ -165,6 +105,8 @@ impl BrokerNode {
         // ASYNC_MASTER answers a send once the leader's own log has it: the store tells the
         // proposer's waiters when an entry is appended (and fsynced under SYNC_FLUSH).
         let early_acks = Arc::new(AppendWaiters::default());
+        // A slave that takes over its group answers once a send is committed, whatever its
+        // master's file said: its own file does not say, and waiting is the safe choice.
         let ack_on = match config.broker_role {
             BrokerRole::AsyncMaster => AckOn::Append,
             BrokerRole::SyncMaster | BrokerRole::Slave => AckOn::Commit,
@@ -181,10 +123,10 @@ impl BrokerNode {
                 .load(raft_log::raft::VOTE_META)
                 .context("cannot read the vote")?
                 .is_none();
-        let gate = if pristine {
-            VoteGate::new(Standing::Undecided)
-        } else {
-            VoteGate::member()
+        let gate = match (&layout.kind, pristine) {
+            (_, false) => VoteGate::member(),
+            (LayoutKind::DLedger { .. }, true) => VoteGate::new(Standing::Undecided),
+            (LayoutKind::Classic { .. }, true) => VoteGate::new(Standing::Rejoining),
         };
         let state_machine =
             StateMachine::open(log.clone()).context("cannot open the state machine")?;
@@ -192,8 +134,12 @@ impl BrokerNode {
 
         let raft_config = raftmq_raft::timing::replica_config();
         let refusals = VoteRefusals::default();
+        // A classic leader holds the witness back to its in-sync slaves (`raft::in_sync`).
+        let (witness_cap, witness_cap_rx) = watch::channel(None);
+        let (in_sync, in_sync_rx) = watch::channel(InSyncState::default());
         let network = GrpcNetworkFactory::<TypeConfig>::new(layout.group.clone(), layout.self_id)
-            .with_vote_observer(Arc::new(refusals.clone()));
+            .with_vote_observer(Arc::new(refusals.clone()))
+            .with_witness_cap(witness_cap_rx);
         let raft = Raft::new(
             layout.self_id,
             Arc::new(raft_config),
@@ -215,7 +161,8 @@ impl BrokerNode {
             gate.clone(),
             refusals.clone(),
             stopped.clone(),
-        );
+        )
+        .admitting_members(layout.is_classic());
         let member = Arc::new(Member {
             group: layout.group.clone(),
             node_id: layout.self_id,
@@ -240,27 +187,54 @@ impl BrokerNode {
             }
         }));
 
-        if pristine {
-            let settling = raftmq_raft::rejoin::settle(
-                raft.clone(),
-                gate.clone(),
-                layout.group.clone(),
-                layout.self_id,
-                layout.peers.clone(),
-            );
-            let mut stop_rx = stopped.clone();
-            tasks.push(tokio::spawn(async move {
-                tokio::select! {
-                    () = settling => {}
-                    _ = stop_rx.wait_for(|s| *s) => {}
+        match &layout.kind {
+            LayoutKind::DLedger { peers } if pristine => {
+                let settling = raftmq_raft::rejoin::settle(
+                    raft.clone(),
+                    gate.clone(),
+                    layout.group.clone(),
+                    layout.self_id,
+                    peers.clone(),
+                );
+                let mut stop_rx = stopped.clone();
+                tasks.push(tokio::spawn(async move {
+                    tokio::select! {
+                        () = settling => {}
+                        _ = stop_rx.wait_for(|s| *s) => {}
+                    }
+                }));
+                tasks.push(tokio::spawn(found_if_new(
+                    raft.clone(),
+                    layout.clone(),
+                    gate.clone(),
+                    stopped.clone(),
+                )));
+            }
+            LayoutKind::DLedger { .. } => {}
+            LayoutKind::Classic { witness } => {
+                if pristine {
+                    tasks.push(tokio::spawn(classic::found_or_join(
+                        raft.clone(),
+                        layout.clone(),
+                        gate.clone(),
+                        config.namesrv_addr.clone(),
+                        client_addr.to_string(),
+                        stopped.clone(),
+                    )));
                 }
-            }));
-            tasks.push(tokio::spawn(found_if_new(
-                raft.clone(),
-                layout.clone(),
-                gate.clone(),
-                stopped.clone(),
-            )));
+                let leader = classic::ClassicLeader {
+                    raft: raft.clone(),
+                    log: log.clone(),
+                    self_id: layout.self_id,
+                    group: layout.group.clone(),
+                    witness_addr: witness.clone(),
+                    max_gap_bytes: config.ha_max_gap_not_in_sync,
+                    slave_timeout: config.slave_timeout,
+                    in_sync,
+                    witness_cap,
+                };
+                tasks.push(tokio::spawn(leader.run(stopped.clone())));
+            }
         }
 
         let ctx = BrokerContext {
@@ -272,6 +246,7 @@ impl BrokerNode {
             proposer: Proposer::spawn(raft.clone(), state.clone(), ack_on, early_acks),
             ack_on,
             gate: gate.clone(),
+            in_sync: in_sync_rx,
             state: state.clone(),
             log: log.clone(),
             consumers: Arc::new(ConsumerGroups::new(config.channel_expired_timeout)),
@@ -389,7 +364,10 @@ async fn found_if_new(
     gate: VoteGate,
     mut stopped: watch::Receiver<bool>,
 ) {
-    if layout.peers.keys().next() != Some(&layout.self_id) {
+    let LayoutKind::DLedger { peers } = &layout.kind else {
+        return;
+    };
+    if peers.keys().next() != Some(&layout.self_id) {
         return; // the others wait for the founder (or the existing leader) to reach them
     }
     let standing = tokio::select! {
@@ -399,8 +377,7 @@ async fn found_if_new(
     if standing != Standing::Member || raft.is_initialized().await.unwrap_or(true) {
         return;
     }
-    let members: BTreeMap<NodeId, BasicNode> = layout
-        .peers
+    let members: BTreeMap<NodeId, BasicNode> = peers
         .iter()
         .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
         .collect();
@@ -457,16 +434,4 @@ async fn announce(ctx: &BrokerContext) -> Result<(), proto::v1::ResponseStatus> 
     }
     info!(%addr, "leading the group");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peer_ids() {
-        assert_eq!(node_id_of("n0"), Ok(0));
-        assert_eq!(node_id_of("node12"), Ok(12));
-        assert!(node_id_of("leader").is_err());
-    }
 }

@@ -25,11 +25,8 @@ fn heartbeat_timeout(period: Duration) -> Duration {
 
 /// What this replica tells a nameserver right now.
 fn registration(ctx: &BrokerContext, ha_addr: &str) -> pb::RegisterBrokerRequest {
-    let (state, term, leader) = {
-        let metrics = ctx.raft.metrics();
-        let m = metrics.borrow();
-        (m.state, m.current_term, m.current_leader)
-    };
+    let metrics = ctx.raft.metrics().borrow().clone();
+    let (state, term, leader) = (metrics.state, metrics.current_term, metrics.current_leader);
     let is_leader = state == ServerState::Leader && leader == Some(ctx.node_id);
     pb::RegisterBrokerRequest {
         cluster_name: ctx.config.broker_cluster_name.clone(),
@@ -43,6 +40,11 @@ fn registration(ctx: &BrokerContext, ha_addr: &str) -> pb::RegisterBrokerRequest
         term,
         is_leader,
         topics: ctx.state.topics(),
+        replicas: if is_leader {
+            crate::raft::progress::replica_progress(&metrics, &ctx.log, &ctx.in_sync.borrow())
+        } else {
+            Vec::new()
+        },
         heartbeat_timeout_ms: heartbeat_timeout(ctx.config.register_name_server_period).as_millis()
             as u64,
     }

@@ -129,6 +129,7 @@ async fn the_route_follows_the_leader_and_ignores_a_stale_one() {
         term: first.term,
         is_leader: true,
         topics: Vec::new(),
+        replicas: Vec::new(),
         heartbeat_timeout_ms: 0,
     };
     let resp = ns.register_broker(stale).await.unwrap().into_inner();

@@ -411,6 +411,7 @@ mod tests {
             leader_node_id: (!leader.is_empty()).then_some(0),
             leader_addr: leader.into(),
             term,
+            replicas: Vec::new(),
         }
     }
 

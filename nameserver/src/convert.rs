@@ -11,7 +11,8 @@ use proto::v1 as pb;
 use proto::v1::route_event::Change as PbChange;
 
 use crate::route_table::{
-    Change, Group, MemberInfo, QueueConfig, Registration, RouteChange, RouteSnapshot, TopicRoute,
+    Change, Group, MemberInfo, QueueConfig, Registration, ReplicaReport, RouteChange,
+    RouteSnapshot, TopicRoute,
 };
 
 /// A registration from its request, or which field is unusable (for an ILLEGAL_ARGUMENT
@@ -60,12 +61,27 @@ pub(crate) fn registration(
         broker_addr: request.broker_addr,
         ha_addr: request.ha_addr,
     };
+    let replicas = request
+        .replicas
+        .iter()
+        .map(|r| ReplicaReport {
+            node_id: r.node_id,
+            address: r.address.clone(),
+            voter: r.voter,
+            witness: r.witness,
+            in_sync: r.in_sync,
+            matched_index: r.matched.as_ref().map(|m| m.index),
+            lag_entries: r.lag_entries,
+            lag_bytes: r.lag_bytes,
+        })
+        .collect();
     Ok(Registration {
         cluster_name: request.cluster_name,
         broker_name: request.broker_name,
         member,
         is_leader: request.is_leader,
         topics,
+        replicas,
     })
 }
 
@@ -89,7 +105,7 @@ pub(crate) fn group_route(group: &Group, now: Instant) -> pb::GroupRoute {
                     configured_role: info.configured_role.into(),
                     raft_role: info.raft_role.into(),
                     term: info.term,
-                    // Witnesses hosted by the nameserver are not recorded yet (DESIGN §4).
+                    // Brokers only; the witness is among `replicas`, as the leader reports it.
                     witness: false,
                     last_heartbeat_age_ms: millis(member.heartbeat_age(now)),
                     heartbeat_timeout_ms: millis(info.heartbeat_timeout),
@@ -101,6 +117,24 @@ pub(crate) fn group_route(group: &Group, now: Instant) -> pb::GroupRoute {
             .map(|m| m.info.broker_addr.clone())
             .unwrap_or_default(),
         term: group.term(),
+        replicas: group
+            .replicas()
+            .iter()
+            .map(|r| pb::ReplicaProgress {
+                node_id: r.node_id,
+                address: r.address.clone(),
+                voter: r.voter,
+                witness: r.witness,
+                matched: r.matched_index.map(|index| pb::LogId {
+                    term: 0,
+                    node_id: 0,
+                    index,
+                }),
+                in_sync: r.in_sync,
+                lag_entries: r.lag_entries,
+                lag_bytes: r.lag_bytes,
+            })
+            .collect(),
     }
 }
 
@@ -192,6 +226,7 @@ mod tests {
                 order: false,
             }],
             heartbeat_timeout_ms: 0,
+            replicas: Vec::new(),
         }
     }
 

@@ -41,7 +41,7 @@ use tonic::Code;
 use tracing::{debug, info, warn};
 
 use crate::convert;
-use crate::typ::{GroupTypes, Node, NodeId, WirePayload};
+use crate::typ::{GroupTypes, LogId, Node, NodeId, WirePayload, WITNESS_NODE_ID};
 
 /// Largest Raft message either side encodes or decodes. One entry is never split, so this
 /// must exceed the largest command (a batch of messages up to `maxMessageSize` each).
@@ -110,8 +110,15 @@ pub struct GrpcNetworkFactory<C> {
     observer: Option<Arc<dyn VoteObserver>>,
     /// Which peers answer, shared by every client so that a change is logged once.
     reachability: Arc<Mutex<Reachability>>,
+    /// How far the witness may be sent (a classic group's leader; see [`WitnessCap`]).
+    witness_cap: Option<WitnessCap>,
     _types: PhantomData<fn() -> C>,
 }
+
+/// The highest log index the witness ([`WITNESS_NODE_ID`]) may be sent right now; `None`: no
+/// limit. A classic group's leader sends the witness an entry only once every in-sync slave has
+/// it, so the witness is never ahead of an in-sync slave (see the broker's `in_sync` module).
+pub type WitnessCap = tokio::sync::watch::Receiver<Option<u64>>;
 
 impl<C> Clone for GrpcNetworkFactory<C> {
     fn clone(&self) -> Self {
@@ -121,6 +128,7 @@ impl<C> Clone for GrpcNetworkFactory<C> {
             channels: self.channels.clone(),
             observer: self.observer.clone(),
             reachability: self.reachability.clone(),
+            witness_cap: self.witness_cap.clone(),
             _types: PhantomData,
         }
     }
@@ -135,8 +143,15 @@ impl<C> GrpcNetworkFactory<C> {
             channels: Arc::default(),
             observer: None,
             reachability: Arc::default(),
+            witness_cap: None,
             _types: PhantomData,
         }
+    }
+
+    /// Holds appends to the witness back to `cap`.
+    pub fn with_witness_cap(mut self, cap: WitnessCap) -> Self {
+        self.witness_cap = Some(cap);
+        self
     }
 
     /// Tells `observer` what the answers to this member's vote requests say.
@@ -181,6 +196,10 @@ impl<C: GroupTypes> RaftNetworkFactory<C> for GrpcNetworkFactory<C> {
             appends: None,
             observer: self.observer.clone(),
             reachability: self.reachability.clone(),
+            witness_cap: self
+                .witness_cap
+                .clone()
+                .filter(|_| target == WITNESS_NODE_ID),
             _types: PhantomData,
         };
         if let Err(e) = &network.client {
@@ -225,6 +244,8 @@ pub struct GrpcNetwork<C> {
     appends: Option<AppendStream>,
     observer: Option<Arc<dyn VoteObserver>>,
     reachability: Arc<Mutex<Reachability>>,
+    /// Set for the witness only: how far it may be sent.
+    witness_cap: Option<WitnessCap>,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -405,10 +426,54 @@ fn entries_that_fit<C: GroupTypes>(req: &AppendEntriesRequest<C>) -> Option<u64>
     None
 }
 
+/// Cuts `req` down to the entries at or below `cap`. `Some(matching)` when entries were cut:
+/// the log id a success then stands for (the last entry kept, or `prev_log_id`).
+fn cap_entries<C: GroupTypes>(
+    req: &mut AppendEntriesRequest<C>,
+    cap: u64,
+) -> Option<Option<LogId>> {
+    let keep = req
+        .entries
+        .iter()
+        .take_while(|e| e.log_id.index <= cap)
+        .count();
+    if keep == req.entries.len() {
+        return None;
+    }
+    req.entries.truncate(keep);
+    Some(req.entries.last().map(|e| e.log_id).or(req.prev_log_id))
+}
+
+impl<C: GroupTypes> GrpcNetwork<C> {
+    /// Holds an append to the witness back to its cap. When not even the first entry may go,
+    /// waits for the cap to move, up to half the call's deadline, so openraft's retries are
+    /// paced, never spinning. `Some(matching)`: entries were left out (see [`cap_entries`]).
+    async fn hold_back(
+        &self,
+        req: &mut AppendEntriesRequest<C>,
+        ttl: Duration,
+    ) -> Option<Option<LogId>> {
+        let mut cap = self.witness_cap.clone()?;
+        let deadline = tokio::time::Instant::now() + ttl / 2;
+        loop {
+            let limit = (*cap.borrow_and_update())?;
+            let first_fits = req.entries.first().is_none_or(|e| e.log_id.index <= limit);
+            if first_fits {
+                return cap_entries(req, limit);
+            }
+            match tokio::time::timeout_at(deadline, cap.changed()).await {
+                Ok(Ok(())) => continue,
+                // Time is up (or the leader stopped tracking): send what may go, nothing.
+                _ => return cap_entries(req, limit),
+            }
+        }
+    }
+}
+
 impl<C: GroupTypes> RaftNetwork<C> for GrpcNetwork<C> {
     async fn append_entries(
         &mut self,
-        req: AppendEntriesRequest<C>,
+        mut req: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
         if let Some(fit) = entries_that_fit(&req) {
@@ -416,8 +481,9 @@ impl<C: GroupTypes> RaftNetwork<C> for GrpcNetwork<C> {
                 PayloadTooLarge::new_entries_hint(fit),
             ));
         }
-        let request = convert::append_request_to_pb(&self.group, self.target, &req);
         let ttl = option.hard_ttl();
+        let held_back = self.hold_back(&mut req, ttl).await;
+        let request = convert::append_request_to_pb(&self.group, self.target, &req);
         let resp = match tokio::time::timeout(ttl, self.append_streamed(request)).await {
             Ok(Ok(resp)) => {
                 self.note_answered();
@@ -432,7 +498,14 @@ impl<C: GroupTypes> RaftNetwork<C> for GrpcNetwork<C> {
                 return Err(self.no_answer(RPCTypes::AppendEntries, ttl));
             }
         };
-        convert::append_response_from_pb(&resp).map_err(|e| self.malformed_reply(e))
+        let resp = convert::append_response_from_pb(&resp).map_err(|e| self.malformed_reply(e))?;
+        Ok(match (resp, held_back) {
+            // The witness took what it was sent; the rest waits for the in-sync slaves.
+            (AppendEntriesResponse::Success, Some(matching)) => {
+                AppendEntriesResponse::PartialSuccess(matching)
+            }
+            (resp, _) => resp,
+        })
     }
 
     async fn vote(
@@ -528,6 +601,22 @@ mod tests {
         assert_eq!(entries_that_fit(&append_of(&[mb; 40])), Some(16));
         assert_eq!(entries_that_fit(&append_of(&[40 * mb])), None);
         assert_eq!(entries_that_fit(&append_of(&[40 * mb, 1])), Some(1));
+    }
+
+    #[test]
+    fn appends_to_the_witness_are_cut_at_the_cap() {
+        let mut req = append_of(&[1, 1, 1, 1]);
+        assert_eq!(cap_entries(&mut req, 9), None, "all fit");
+        assert_eq!(req.entries.len(), 4);
+        let matching = cap_entries(&mut req, 1).expect("cut");
+        assert_eq!(req.entries.len(), 2);
+        assert_eq!(matching.map(|l| l.index), Some(1));
+        let mut req = append_of(&[1, 1]);
+        req.prev_log_id = None;
+        req.entries.remove(0);
+        // Entry 1 only, cap 0: nothing goes, a success stands for prev_log_id (none).
+        assert_eq!(cap_entries(&mut req, 0), Some(None));
+        assert!(req.entries.is_empty());
     }
 
     #[test]

@@ -93,6 +93,11 @@ impl VoteGate {
         self.may_vote() || candidate_last_log.is_some_and(|l| l.index == 0)
     }
 
+    /// The member formed its group (the founder of a new group): it may vote.
+    pub fn set_member(&self) {
+        self.set(Standing::Member);
+    }
+
     fn set(&self, standing: Standing) {
         self.standing.send_if_modified(|s| {
             let changed = *s != standing;

@@ -88,6 +88,9 @@ pub(super) fn assemble(
             max_keys: settings.value(&DUPLICATE_MAX_KEYS)?,
         },
         channel_expired_timeout: Duration::from_millis(settings.value(&CHANNEL_EXPIRED_TIMEOUT)?),
+        ha_max_gap_not_in_sync: settings.value(&HA_MAX_GAP_NOT_IN_SYNC)?,
+        enable_elect_unclean_master: settings.value(&ENABLE_ELECT_UNCLEAN_MASTER)?,
+        witness_addr: settings.value(&WITNESS_ADDR)?,
         delete_when: settings.value(&DELETE_WHEN)?,
         file_reserved_time: Duration::from_secs(
             u64::from(settings.value(&FILE_RESERVED_TIME)?) * 3600,

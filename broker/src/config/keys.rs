@@ -30,11 +30,13 @@ pub(crate) const BROKER_NAME: Key<String> = Key {
     default: None,
     parse: values::name,
 };
+/// In a classic group the Raft node id; below the witness's reserved id
+/// ([`raftmq_raft::WITNESS_NODE_ID`]).
 pub(crate) const BROKER_ID: Key<u64> = Key {
     name: "brokerId",
     aliases: &[],
     default: Some("0"),
-    parse: |raw| integer_in(raw, 0, i64::MAX as u64),
+    parse: |raw| integer_in(raw, 0, raftmq_raft::WITNESS_NODE_ID - 1),
 };
 /// Default: ASYNC_MASTER, or SYNC_MASTER in DLedger mode (DESIGN §4).
 pub(crate) const BROKER_ROLE: Key<BrokerRole> = Key {
@@ -181,6 +183,32 @@ pub(crate) const CHANNEL_EXPIRED_TIMEOUT: Key<u64> = Key {
     default: Some("10000"),
     parse: |raw| integer_in(raw, 1_000, JAVA_INT_MAX),
 };
+/// Bytes a slave may lag behind its master and still count as in sync (RocketMQ's key and
+/// default, 256 MiB). A slave further behind, or silent for `slaveTimeout`, leaves the in-sync
+/// set: `SYNC_MASTER` sends stop waiting for it (`SLAVE_NOT_AVAILABLE`) and it cannot become
+/// master until it has caught up.
+pub(crate) const HA_MAX_GAP_NOT_IN_SYNC: Key<u64> = Key {
+    name: "haMaxGapNotInSync",
+    aliases: &[],
+    default: Some("268435456"),
+    parse: |raw| integer_in(raw, 0, u64::MAX / 2),
+};
+/// RocketMQ 5's key: when a master dies while its slave is out of sync, elect the slave
+/// anyway (losing what it lacks, which is logged) instead of waiting for the master.
+pub(crate) const ENABLE_ELECT_UNCLEAN_MASTER: Key<bool> = Key {
+    name: "enableElectUncleanMaster",
+    aliases: &[],
+    default: Some("false"),
+    parse: boolean,
+};
+/// The nameserver that hosts this classic group's witness (`host:port`); raftmq's own key.
+/// Default: the first `namesrvAddr` entry. Every broker of the group must name the same one.
+pub(crate) const WITNESS_ADDR: Key<Option<HostPort>> = Key {
+    name: "witnessAddr",
+    aliases: &[],
+    default: Some(""),
+    parse: |raw| optional(raw, HostPort::parse),
+};
 pub(crate) const DELETE_WHEN: Key<Vec<u8>> = Key {
     name: "deleteWhen",
     aliases: &[],
@@ -298,6 +326,9 @@ pub(crate) static SCHEMA: Schema = Schema {
         &DUPLICATE_WINDOW_MS,
         &DUPLICATE_MAX_KEYS,
         &CHANNEL_EXPIRED_TIMEOUT,
+        &HA_MAX_GAP_NOT_IN_SYNC,
+        &ENABLE_ELECT_UNCLEAN_MASTER,
+        &WITNESS_ADDR,
         &DELETE_WHEN,
         &FILE_RESERVED_TIME,
         &DISK_MAX_USED_SPACE_RATIO,
@@ -441,7 +472,6 @@ const IGNORED: &[IgnoredKeys] = &[
             "haSendHeartbeatInterval",
             "haHousekeepingInterval",
             "haTransferBatchSize",
-            "haMaxGapNotInSync",
         ],
     },
     IgnoredKeys {

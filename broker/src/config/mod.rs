@@ -149,6 +149,14 @@ pub struct BrokerConfig {
     /// `channelExpiredTimeout` (default 10 s): a consumer group member silent for longer
     /// leaves its group.
     pub channel_expired_timeout: Duration,
+    /// `haMaxGapNotInSync` (default 256 MiB): how far behind a slave stays in the in-sync set.
+    pub ha_max_gap_not_in_sync: u64,
+    /// `enableElectUncleanMaster` (default false): elect an out-of-sync slave when the master
+    /// dies, instead of waiting for the master.
+    pub enable_elect_unclean_master: bool,
+    /// `witnessAddr`: the nameserver hosting this classic group's witness (default: the first
+    /// `namesrvAddr` entry).
+    pub witness_addr: Option<HostPort>,
     /// `deleteWhen`: hours of the day when expired segments are deleted (default `04`).
     pub delete_when: Vec<u8>,
     /// `fileReservedTime` (default 72 hours), whole hours.
@@ -254,6 +262,21 @@ impl BrokerConfig {
             (
                 CHANNEL_EXPIRED_TIMEOUT.name,
                 millis(self.channel_expired_timeout),
+            ),
+            (
+                HA_MAX_GAP_NOT_IN_SYNC.name,
+                self.ha_max_gap_not_in_sync.to_string(),
+            ),
+            (
+                ENABLE_ELECT_UNCLEAN_MASTER.name,
+                self.enable_elect_unclean_master.to_string(),
+            ),
+            (
+                WITNESS_ADDR.name,
+                self.witness_addr
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
             ),
             (DELETE_WHEN.name, values::render_hours(&self.delete_when)),
             (

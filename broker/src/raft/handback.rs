@@ -424,7 +424,10 @@ impl HandingLeader {
             let addr_of = |id: NodeId| membership.get_node(&id).map(|n| n.addr.clone());
             let others: Vec<(NodeId, String)> = membership
                 .voter_ids()
-                .filter(|v| *v != self.self_id && *v != self.preferred)
+                // The witness keeps its short lease and takes no TimeoutNow.
+                .filter(|v| {
+                    *v != self.self_id && *v != self.preferred && *v != raftmq_raft::WITNESS_NODE_ID
+                })
                 .filter_map(|v| Some((v, addr_of(v)?)))
                 .collect();
             (addr_of(self.preferred), others)

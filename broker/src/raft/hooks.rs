@@ -34,6 +34,8 @@ pub struct ReplicaHooks {
     handback_running: Arc<AtomicBool>,
     /// Ends handback campaigns when the replica shuts down.
     shutdown: watch::Receiver<bool>,
+    /// A classic group's replica: a slave may ask it to join (`JoinGroup`).
+    admits: bool,
 }
 
 /// Clears [`ReplicaHooks::handback_running`] when a handback campaign ends, however it ends.
@@ -63,7 +65,14 @@ impl ReplicaHooks {
             detector,
             handback_running: Arc::default(),
             shutdown,
+            admits: false,
         }
+    }
+
+    /// Takes `JoinGroup` requests (a classic group's replicas, whose slaves join through them).
+    pub fn admitting_members(mut self, admits: bool) -> Self {
+        self.admits = admits;
+        self
     }
 }
 
@@ -85,6 +94,15 @@ impl MemberHooks for ReplicaHooks {
         } else if candidate_log < resp.last_log_id {
             self.detector.refused_shorter_log();
         }
+    }
+
+    async fn join_group(&self, req: pb::JoinGroupRequest) -> Result<pb::JoinGroupResponse, Status> {
+        if !self.admits {
+            return Err(Status::unimplemented(
+                "JoinGroup: a dledger group's members come from dLegerPeers",
+            ));
+        }
+        Ok(crate::raft::classic::admit(&self.raft, &self.group, &req).await)
     }
 
     async fn timeout_now(

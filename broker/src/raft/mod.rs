@@ -2,7 +2,10 @@
 //! (`raftmq-raft`): noticing a dead leader and campaigning for its place, handing leadership
 //! back to the preferred leader, and the replica's hooks on its replication port.
 
+pub mod classic;
 pub mod failover;
 pub mod handback;
 pub mod hooks;
+pub mod in_sync;
+pub mod progress;
 pub mod typ;

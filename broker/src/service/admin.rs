@@ -279,25 +279,8 @@ pub async fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
     let membership = metrics.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
     let learners: Vec<u64> = membership.learner_ids().collect();
-    let replicas = metrics
-        .replication
-        .as_ref()
-        .map(|r| {
-            r.iter()
-                .map(|(id, matched)| pb::ReplicaProgress {
-                    node_id: *id,
-                    address: membership
-                        .get_node(id)
-                        .map(|n| n.addr.clone())
-                        .unwrap_or_default(),
-                    voter: voters.contains(id),
-                    witness: false,
-                    matched: log_id(*matched),
-                    in_sync: matched.is_some(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let replicas =
+        crate::raft::progress::replica_progress(&metrics, &ctx.log, &ctx.in_sync.borrow());
     let segments = ctx.log.segments();
     let topics = ctx
         .state

@@ -43,6 +43,8 @@ pub struct BrokerContext {
     pub ack_on: AckOn,
     /// Whether this replica may vote (`brokerStatus` shows a replica still catching up).
     pub gate: raftmq_raft::rejoin::VoteGate,
+    /// A classic group's leader: which slaves are in sync (`SLAVE_NOT_AVAILABLE`, brokerStatus).
+    pub in_sync: watch::Receiver<crate::raft::in_sync::InSyncState>,
     pub state: BrokerState,
     pub log: LogStore,
     pub consumers: Arc<consumers::ConsumerGroups>,

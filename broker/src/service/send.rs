@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::proposer::Proposed;
+use super::proposer::{AckOn, Proposed};
 use super::BrokerContext;
 use crate::command::{self, LogCommand};
 use crate::limits::{check_group_name, check_message, check_topic_name, message_size};
@@ -219,8 +219,18 @@ pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::Sen
                     }
                 })
                 .collect();
+            // A SYNC_MASTER of a classic group with no slave in sync holds the only copy
+            // (RocketMQ's SendStatus SLAVE_NOT_AVAILABLE): stored, less durable than promised.
+            let status = if ctx.ack_on == AckOn::Commit && ctx.in_sync.borrow().alone() {
+                ResponseStatus::new(
+                    ResponseCode::SlaveNotAvailable,
+                    "stored on the master only: no slave is in sync",
+                )
+            } else {
+                ResponseStatus::ok()
+            };
             pb::SendMessageResponse {
-                status: Some(ResponseStatus::ok()),
+                status: Some(status),
                 results,
                 broker_name: ctx.config.broker_name.clone(),
                 queue_id: queue_id as i32,

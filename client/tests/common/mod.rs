@@ -462,6 +462,7 @@ pub fn group_route(
         leader_node_id: leader.map(|l| l as u64),
         leader_addr: leader.map(|l| replicas[l].addr.clone()).unwrap_or_default(),
         term,
+        replicas: Vec::new(),
     }
 }
 

@@ -74,7 +74,44 @@ pub struct Registration {
     pub is_leader: bool,
     /// Every topic the broker holds (complete, not a delta).
     pub topics: BTreeMap<String, QueueConfig>,
+    /// From a leader: the group's other members as it sees them (empty otherwise).
+    pub replicas: Vec<ReplicaReport>,
 }
+
+/// A group member as its leader reports it: a slave with its in-sync state and lag, or the
+/// witness. Shown in routes; informational (a change is not a route change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaReport {
+    /// Its Raft node id.
+    pub node_id: u64,
+    /// Its replication address.
+    pub address: String,
+    /// It votes.
+    pub voter: bool,
+    /// It is the group's witness (hosted by a nameserver, no message bodies).
+    pub witness: bool,
+    /// It is in the leader's in-sync set.
+    pub in_sync: bool,
+    /// Index of the last entry it has, if any.
+    pub matched_index: Option<u64>,
+    /// Entries it lacks.
+    pub lag_entries: u64,
+    /// Bytes of log it lacks.
+    pub lag_bytes: u64,
+}
+
+/// What the recorded leader last reported of the group's members. Equal whatever it holds:
+/// lag moves with every heartbeat, and watchers are told of route changes, not of progress.
+#[derive(Debug, Clone, Default)]
+pub struct Reported(pub Vec<ReplicaReport>);
+
+impl PartialEq for Reported {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Reported {}
 
 /// What the route says about one member: everything but its heartbeat time. Two
 /// registrations with equal `MemberInfo` (and topics) are a heartbeat, not a change.
@@ -131,6 +168,8 @@ pub struct Group {
     leader: Option<u64>,
     /// Term in which the leader (current or last) was recorded; never decreases.
     term: u64,
+    /// The other members as the recorded leader last reported them.
+    replicas: Reported,
 }
 
 impl Group {
@@ -141,7 +180,13 @@ impl Group {
             members: BTreeMap::new(),
             leader: None,
             term: 0,
+            replicas: Reported::default(),
         }
+    }
+
+    /// The other members as the recorded leader last reported them (slaves, the witness).
+    pub fn replicas(&self) -> &[ReplicaReport] {
+        &self.replicas.0
     }
 
     /// brokerClusterName, as the latest registration said.
@@ -441,6 +486,7 @@ impl RouteTable {
             member,
             is_leader,
             topics,
+            replicas,
         } = registration;
         let (node_id, term) = (member.node_id, member.term);
         let before = self.before(&broker_name);
@@ -462,6 +508,11 @@ impl RouteTable {
         entry.reports.insert(node_id, topics);
         let term_before = entry.route.term;
         let leader_accepted = entry.route.record_role(node_id, is_leader, term);
+        if leader_accepted {
+            entry.route.replicas = Reported(replicas);
+        } else if entry.route.leader.is_none() {
+            entry.route.replicas = Reported::default();
+        }
         let mut superseded = Vec::new();
         if leader_accepted && term > term_before {
             for old in entry.route.superseded_leaders() {

@@ -45,6 +45,7 @@ fn reg(group: &str, node: u64, term: u64, is_leader: bool) -> Registration {
         },
         is_leader,
         topics: topics(&[("T", QUEUES)]),
+        replicas: Vec::new(),
     }
 }
 

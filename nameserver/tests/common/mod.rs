@@ -252,6 +252,7 @@ pub fn member(group: &str, node: u64, term: u64, is_leader: bool) -> pb::Registe
         .into(),
         term,
         is_leader,
+        replicas: Vec::new(),
         topics: vec![pb::TopicConfig {
             topic_name: TOPIC.to_owned(),
             read_queue_nums: 4,

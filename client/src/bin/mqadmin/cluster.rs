@@ -20,6 +20,7 @@ pub async fn cluster_list(admin: &Admin) -> anyhow::Result<Output> {
         "role",
         "leader",
         "term",
+        "in_sync",
         "heartbeat_age_ms",
     ]);
     for c in &clusters {
@@ -35,6 +36,7 @@ pub async fn cluster_list(admin: &Admin) -> anyhow::Result<Output> {
                     json!(false),
                     json!(g.term),
                     Value::Null,
+                    Value::Null,
                 ]);
             }
             for m in &g.members {
@@ -47,12 +49,42 @@ pub async fn cluster_list(admin: &Admin) -> anyhow::Result<Output> {
                     json!(member_role(m)),
                     json!(is_leader(g, m)),
                     json!(m.term),
+                    in_sync(g, m.node_id),
                     json!(m.last_heartbeat_age_ms),
+                ]);
+            }
+            // The witness a nameserver hosts for a classic group, as its leader reports it.
+            for w in g.replicas.iter().filter(|r| r.witness) {
+                table.row(vec![
+                    json!(c.cluster_name),
+                    json!(g.broker_name),
+                    Value::Null,
+                    json!(w.node_id),
+                    json!(w.address),
+                    json!(if w.voter {
+                        "WITNESS"
+                    } else {
+                        "WITNESS(LEARNER)"
+                    }),
+                    json!(false),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
                 ]);
             }
         }
     }
     Ok(Output::table(&table))
+}
+
+/// Whether member `node_id` of classic group `g` is in its leader's in-sync set, as the leader
+/// last reported; null for the leader itself, dledger groups and members it did not report.
+fn in_sync(g: &pb::GroupRoute, node_id: u64) -> Value {
+    let classic = g.replicas.iter().any(|r| r.witness);
+    match g.replicas.iter().find(|r| r.node_id == node_id) {
+        Some(r) if classic && !r.witness => json!(r.in_sync),
+        _ => Value::Null,
+    }
 }
 
 /// Arguments of `brokerStatus`.
@@ -96,12 +128,13 @@ fn status_pairs(s: &pb::BrokerStatusResponse) -> Vec<(&'static str, Value)> {
         .iter()
         .map(|r| {
             format!(
-                "{}{}@{} matched={} {}",
+                "{}@{} {} matched={} lag={} entries/{} bytes",
                 r.node_id,
-                if r.witness { "(witness)" } else { "" },
                 r.address,
+                replica_state(s.dledger, r),
                 log_id(&r.matched),
-                if r.in_sync { "in-sync" } else { "lagging" }
+                r.lag_entries,
+                r.lag_bytes,
             )
         })
         .collect();
@@ -160,6 +193,18 @@ fn digest(d: &Option<pb::StateDigest>) -> String {
     }
 }
 
+/// How the leader counts a member: `witness`, `learner`, a dledger `voter`, or a classic
+/// slave `in-sync` / `out-of-sync`.
+fn replica_state(dledger: bool, r: &pb::ReplicaProgress) -> &'static str {
+    match (r.witness, r.voter, dledger, r.in_sync) {
+        (true, _, _, _) => "witness",
+        (false, false, _, _) => "learner",
+        (false, true, true, _) => "voter",
+        (false, true, false, true) => "in-sync",
+        (false, true, false, false) => "out-of-sync",
+    }
+}
+
 fn replicas_json(replicas: &[pb::ReplicaProgress]) -> Value {
     Value::Array(
         replicas
@@ -172,6 +217,8 @@ fn replicas_json(replicas: &[pb::ReplicaProgress]) -> Value {
                     "witness": r.witness,
                     "matched": log_id(&r.matched),
                     "in_sync": r.in_sync,
+                    "lag_entries": r.lag_entries,
+                    "lag_bytes": r.lag_bytes,
                 })
             })
             .collect(),
