@@ -26,6 +26,7 @@ use raftmq_raft::service::{replication_server_builder, Member, RaftGrpcService};
 
 use crate::layout::{GroupLayout, LayoutKind};
 use crate::raft::classic;
+use crate::raft::dropped::DroppedTail;
 use crate::raft::failover::{Campaign, VoteRefusals};
 use crate::raft::hooks::ReplicaHooks;
 use crate::raft::in_sync::InSyncState;
@@ -114,6 +115,8 @@ impl BrokerNode {
         if ack_on == AckOn::Append {
             let _ = log_storage.set_append_observer(early_acks.observer());
         }
+        let dropped = Arc::new(DroppedTail::default());
+        let _ = log_storage.set_truncate_observer(dropped.observer(log.clone()));
         // A store that holds nothing (a new replica, or one whose disk was wiped) may not
         // vote until it knows whether its group exists (see `raft::rejoin`).
         let pristine = log.last_log_id().is_none()
@@ -237,13 +240,20 @@ impl BrokerNode {
             }
         }
 
+        let write_hold = crate::raft::handback::WriteHold::default();
         let ctx = BrokerContext {
             config: config.clone(),
             node_id: layout.self_id,
             client_addr,
             raft_addr,
             raft: raft.clone(),
-            proposer: Proposer::spawn(raft.clone(), state.clone(), ack_on, early_acks),
+            proposer: Proposer::spawn(
+                raft.clone(),
+                state.clone(),
+                ack_on,
+                early_acks,
+                write_hold.watch(),
+            ),
             ack_on,
             gate: gate.clone(),
             in_sync: in_sync_rx,
@@ -252,6 +262,7 @@ impl BrokerNode {
             consumers: Arc::new(ConsumerGroups::new(config.channel_expired_timeout)),
             queue_cursor: Default::default(),
             counters: Default::default(),
+            dropped,
             booted: Instant::now(),
             boot_timestamp_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -285,6 +296,7 @@ impl BrokerNode {
             layout.self_id,
             layout.group.clone(),
             layout.preferred_leader,
+            write_hold,
             stopped.clone(),
         ));
 

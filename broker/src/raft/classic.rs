@@ -501,20 +501,21 @@ impl ClassicLeader {
                 let matched = replication.get(&id).copied().flatten().map(|l| l.index);
                 matched.unwrap_or(0) + CAUGHT_UP_ENTRIES >= last_index.unwrap_or(0)
             };
-            let learners: Vec<NodeId> = membership
-                .learner_ids()
-                .filter(|id| *id != WITNESS_NODE_ID && caught_up(*id))
+            // The voters the group should have: its data voters and caught-up learners, and
+            // the witness when they are an even number (two data replicas cannot elect alone).
+            let mut voters: BTreeSet<NodeId> = membership
+                .voter_ids()
+                .filter(|id| *id != WITNESS_NODE_ID)
                 .collect();
-            if learners.is_empty() {
-                continue;
-            }
-            let mut voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-            voters.extend(&learners);
-            let data_voters = voters.iter().filter(|id| **id != WITNESS_NODE_ID).count();
-            if data_voters % 2 == 0 && !voters.contains(&WITNESS_NODE_ID) {
+            voters.extend(
+                membership
+                    .learner_ids()
+                    .filter(|id| *id != WITNESS_NODE_ID && caught_up(*id)),
+            );
+            if voters.len().is_multiple_of(2) {
                 let Some(addr) = witness_addr.clone() else {
                     if !witness_warned {
-                        warn!(%group, "a slave caught up, but no nameserver is configured to host the group's witness: it stays a learner (an asynchronous copy)");
+                        warn!(%group, "a slave caught up, but no nameserver is configured to host the group's witness: the group cannot elect a new master without its master");
                         witness_warned = true;
                     }
                     continue;
@@ -537,10 +538,15 @@ impl ClassicLeader {
                     }));
                     continue;
                 }
-                if !caught_up(WITNESS_NODE_ID) {
+                if !membership.voter_ids().any(|v| v == WITNESS_NODE_ID)
+                    && !caught_up(WITNESS_NODE_ID)
+                {
                     continue;
                 }
                 voters.insert(WITNESS_NODE_ID);
+            }
+            if voters == membership.voter_ids().collect::<BTreeSet<_>>() {
+                continue;
             }
             let raft = raft.clone();
             let group = group.clone();
@@ -550,9 +556,7 @@ impl ClassicLeader {
                     .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
                     .await
                 {
-                    Ok(_) => {
-                        info!(%group, voters = ?target, "promoted caught-up learners to voters")
-                    }
+                    Ok(_) => info!(%group, voters = ?target, "changed the voters"),
                     Err(e) => warn!(%group, error = %e, "promotion failed; retrying"),
                 }
             }));

@@ -7,11 +7,15 @@
 //!
 //! 1. **Leader `L`, deciding** ([`HandbackGate`]): `L` has led its term for longer than its
 //!    own lease ([`LEADING_FOR`]: before that `L` itself would refuse `P`'s vote request), `P`
-//!    is a voter whose replication `matched` index has equalled `L`'s last log index in every
+//!    is a voter whose replication `matched` index has been close to `L`'s last log index in every
 //!    sample for [`CAUGHT_UP_FOR`] (a flapping follower is not chosen), and the last attempt is
 //!    [`ATTEMPT_INTERVAL`] ago. Under a steady stream of writes `P` is always a few entries
-//!    behind, so a handback waits for a lull: handing over while entries are in flight would
-//!    often let a third voter win (step 4) and cost an election or two instead of one.
+//!    behind, and handing over while entries are in flight would often let a third voter win
+//!    (step 4) and cost an election or two instead of one: so `P` only needs to stay within
+//!    [`CLOSE_ENTRIES`], and `L` then makes a lull itself: it holds new writes back
+//!    ([`WriteHold`], the proposer waits) until `P` has `L`'s last entry, at most
+//!    [`HOLD_AT_MOST`]. Writes held meanwhile are proposed after the handback, to a leader
+//!    that no longer leads, and their senders retry on `P` (`NOT_LEADER`).
 //! 2. `L` turns off its own election timer (`ElectionPause`), so once deposed it does not
 //!    campaign back, and sends `TimeoutNow` to `P` alone.
 //! 3. **`P`** (the Raft service's `TimeoutNow` handler, [`check_handback`]) checks that it
@@ -61,8 +65,14 @@ use raftmq_raft::timing::ELECTION_MAX_MS;
 use crate::raft::failover::{OutgoingLeader, GIVE_UP_AFTER};
 use crate::raft::typ::{LogId, NodeId, Raft, RaftMetrics, Vote};
 
-/// How long `P` must have been caught up, in every sample, before a handback.
+/// How long `P` must have been close behind, in every sample, before a handback.
 pub const CAUGHT_UP_FOR: Duration = Duration::from_millis(500);
+/// How far behind `L`'s last entry `P` may be in those samples: the entries a proposer keeps
+/// in flight, twice over.
+pub const CLOSE_ENTRIES: u64 = 2 * crate::service::proposer::MAX_IN_FLIGHT as u64;
+/// How long `L` holds new writes back for `P` to get its last entry before giving up the
+/// attempt.
+pub const HOLD_AT_MOST: Duration = Duration::from_millis(500);
 /// How long the leader must have led its term: its own lease (`election_timeout_max`, counted
 /// from its election) must have lapsed, or it refuses `P`'s vote request.
 pub const LEADING_FOR: Duration = Duration::from_millis(ELECTION_MAX_MS + 100);
@@ -86,7 +96,8 @@ pub const LEADER_NEWS_WAIT: Duration = Duration::from_millis(100);
 pub struct LeaderSample {
     /// The term this node leads, or `None` when it does not lead.
     pub leading_term: Option<u64>,
-    /// The preferred node is a voter whose `matched` index is the leader's last log index.
+    /// The preferred node is a voter whose `matched` index is within [`CLOSE_ENTRIES`] of the
+    /// leader's last log index.
     pub preferred_caught_up: bool,
 }
 
@@ -98,7 +109,7 @@ impl LeaderSample {
             && m.current_leader == Some(self_id);
         LeaderSample {
             leading_term: leading.then_some(m.current_term),
-            preferred_caught_up: leading && preferred_matched(m, preferred).is_some(),
+            preferred_caught_up: leading && preferred_close(m, preferred),
         }
     }
 }
@@ -113,6 +124,58 @@ fn preferred_matched(m: &RaftMetrics, preferred: NodeId) -> Option<Option<LogId>
     let matched = *m.replication.as_ref()?.get(&preferred)?;
     // A matched id at the leader's last index is the leader's last log id.
     (is_voter && matched.map(|l| l.index) == m.last_log_index).then_some(matched)
+}
+
+/// Whether `preferred` is a voter within [`CLOSE_ENTRIES`] of the leader's last entry.
+fn preferred_close(m: &RaftMetrics, preferred: NodeId) -> bool {
+    let is_voter = m
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == preferred);
+    let matched = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&preferred).copied().flatten());
+    match (matched, m.last_log_index) {
+        (Some(matched), Some(last)) => is_voter && matched.index + CLOSE_ENTRIES >= last,
+        _ => false,
+    }
+}
+
+/// Lets a leader about to hand back hold new writes back for a moment (the proposer waits
+/// while a hold is taken), so the preferred node can get its last entry under a steady stream
+/// of writes. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WriteHold(Arc<watch::Sender<u32>>);
+
+impl Default for WriteHold {
+    fn default() -> Self {
+        WriteHold(Arc::new(watch::channel(0).0))
+    }
+}
+
+impl WriteHold {
+    /// What the proposer watches: the number of holds taken.
+    pub fn watch(&self) -> watch::Receiver<u32> {
+        self.0.subscribe()
+    }
+
+    /// Holds writes back until the guard drops.
+    pub fn take(&self) -> WriteHoldGuard {
+        self.0.send_modify(|n| *n += 1);
+        WriteHoldGuard(self.0.clone())
+    }
+}
+
+/// Releases its [`WriteHold`] when dropped.
+#[derive(Debug)]
+pub struct WriteHoldGuard(Arc<watch::Sender<u32>>);
+
+impl Drop for WriteHoldGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// Decides when a leader hands leadership back (see the module docs, step 1). Fed one
@@ -320,6 +383,7 @@ pub fn spawn_leadership_handback(
     self_id: NodeId,
     group: String,
     preferred: Option<NodeId>,
+    writes: WriteHold,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let Some(preferred) = preferred.filter(|p| *p != self_id) else {
@@ -330,6 +394,7 @@ pub fn spawn_leadership_handback(
         self_id,
         group: Arc::from(group),
         preferred,
+        writes,
     };
     tokio::spawn(async move {
         tokio::select! {
@@ -345,6 +410,7 @@ struct HandingLeader {
     self_id: NodeId,
     group: Arc<str>,
     preferred: NodeId,
+    writes: WriteHold,
 }
 
 /// How one handback attempt ended.
@@ -369,7 +435,7 @@ impl HandingLeader {
                 _ = ticks.tick() => {}
             }
             let now = Instant::now();
-            let handback = {
+            {
                 let m = metrics.borrow_and_update();
                 if m.running_state.is_err() {
                     return;
@@ -377,16 +443,42 @@ impl HandingLeader {
                 if !gate.observe(LeaderSample::of(&m, self.self_id, self.preferred), now) {
                     continue;
                 }
-                let Some(last_log_id) = preferred_matched(&m, self.preferred) else {
-                    continue;
-                };
-                Handback {
-                    leader: OutgoingLeader {
-                        id: self.self_id,
-                        term: m.current_term,
-                    },
-                    preferred: self.preferred,
+            }
+            // A lull of our own making: no new entry until `P` has the last one.
+            let hold = self.writes.take();
+            let preferred = self.preferred;
+            let self_id = self.self_id;
+            let caught_up = tokio::time::timeout(HOLD_AT_MOST, async {
+                let m = metrics
+                    .wait_for(|m| {
+                        m.running_state.is_err() || preferred_matched(m, preferred).is_some()
+                    })
+                    .await?;
+                let leads = m.state == ServerState::Leader && m.current_leader == Some(self_id);
+                Ok::<_, watch::error::RecvError>(
+                    preferred_matched(&m, preferred)
+                        .filter(|_| leads && m.running_state.is_ok())
+                        .map(|last_log_id| (m.current_term, last_log_id)),
+                )
+            })
+            .await;
+            let handback = match caught_up {
+                Ok(Ok(Some((term, last_log_id)))) => Handback {
+                    leader: OutgoingLeader { id: self_id, term },
+                    preferred,
                     last_log_id,
+                },
+                Ok(Ok(None)) => {
+                    gate.attempted(now);
+                    continue;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    drop(hold);
+                    gate.attempted(now);
+                    info!(group = %self.group, preferred,
+                        "the preferred leader did not get the last entry within {HOLD_AT_MOST:?} of holding writes; trying again in {ATTEMPT_INTERVAL:?} at the earliest");
+                    continue;
                 }
             };
             gate.attempted(now);
@@ -394,6 +486,7 @@ impl HandingLeader {
                 last_log_index = ?handback.last_log_id.map(|l| l.index),
                 "the preferred leader has caught up; handing leadership back");
             let outcome = self.hand_back(&handback, &mut metrics).await;
+            drop(hold);
             let elapsed_ms = now.elapsed().as_millis() as u64;
             match outcome {
                 Outcome::NewLeader(leader) if leader == self.preferred => {
@@ -637,15 +730,20 @@ mod tests {
 
     #[test]
     fn the_leader_samples_its_replication_progress() {
-        let mut m = metrics(0, 0, 3, 10);
+        let last = 10 + CLOSE_ENTRIES;
+        let mut m = metrics(0, 0, 3, last);
         m.replication = Some(BTreeMap::from([
-            (0, Some(log_id(3, 10))),
+            (0, Some(log_id(3, last))),
             (1, Some(log_id(3, 9))),
             (2, Some(log_id(3, 10))),
         ]));
+        // Within CLOSE_ENTRIES: close enough to start (the leader then holds writes until it
+        // has the last entry); one more behind is not.
         assert_eq!(LeaderSample::of(&m, 0, 2), LEADING);
         assert_eq!(LeaderSample::of(&m, 0, 1), BEHIND);
-        assert_eq!(preferred_matched(&m, 2), Some(Some(log_id(3, 10))));
+        assert_eq!(preferred_matched(&m, 2), None, "not at the last entry yet");
+        m.replication = Some(BTreeMap::from([(2, Some(log_id(3, last)))]));
+        assert_eq!(preferred_matched(&m, 2), Some(Some(log_id(3, last))));
         // Unknown to replication: not caught up.
         assert!(!LeaderSample::of(&m, 0, 7).preferred_caught_up);
         // A follower never hands back.

@@ -142,9 +142,12 @@ impl InSyncSet {
             let has_witness_entries = s.matched >= witness_matched;
             t.standing = match t.standing {
                 Standing::InSync if close && (caught_up || recently) => Standing::InSync,
-                // Entering takes progress seen, not just a matched entry known: a new leader
-                // knows where a dead slave stopped.
-                Standing::Joining | Standing::Out if close && recently => {
+                // Entering takes progress seen or every entry matched (an idle group): a
+                // known matched entry alone is no sign of life. (A new leader's first entry
+                // is its own blank one, which a slave that died with the old leader lacks.)
+                Standing::Joining | Standing::Out
+                    if close && s.matched.is_some() && (recently || caught_up) =>
+                {
                     if has_witness_entries {
                         Standing::InSync
                     } else {
@@ -225,9 +228,9 @@ mod tests {
 
     #[test]
     fn a_slave_never_seen_progressing_stays_out_and_holds_nothing_back() {
-        // A new leader whose slave died with the old one: its last matched entry is known, but
-        // it never moves. It must not hold the witness back (the group would stall for
-        // slaveTimeout), whatever it had.
+        // A new leader whose slave died with the old one: its last matched entry is known (it
+        // lacks the new leader's blank entry), but it never moves. It must not hold the witness
+        // back (the group would stall for slaveTimeout), whatever it had.
         let t0 = Instant::now();
         let mut set = InSyncSet::new(GAP, TIMEOUT);
         for ms in [0, 20, 40, 2000] {
@@ -235,12 +238,21 @@ mod tests {
                 t0 + Duration::from_millis(ms),
                 Some(50),
                 Some(40),
-                &[sample(0, Some(50), 0), sample(2, None, 4000)],
+                &[sample(0, Some(49), 0), sample(2, None, 4000)],
             );
             assert!(st.slaves.iter().all(|s| s.standing == Standing::Out));
             assert_eq!(st.witness_cap, None);
             assert!(st.alone());
         }
+    }
+
+    #[test]
+    fn a_caught_up_slave_of_an_idle_group_is_in_sync_at_once() {
+        let t0 = Instant::now();
+        let mut set = InSyncSet::new(GAP, TIMEOUT);
+        let st = set.observe(t0, Some(7), Some(7), &[sample(1, Some(7), 0)]);
+        assert!(st.slaves[0].in_sync());
+        assert_eq!(st.witness_cap, Some(7));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! back to the preferred leader, and the replica's hooks on its replication port.
 
 pub mod classic;
+pub mod dropped;
 pub mod failover;
 pub mod handback;
 pub mod hooks;

@@ -360,6 +360,8 @@ pub async fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
             .map(|(applied, digest)| state_digest(Some(applied), digest))
             .collect(),
         prediction_mismatches: ctx.proposer.prediction_mismatches(),
+        dropped_entries: ctx.dropped.entries(),
+        dropped_messages: ctx.dropped.messages(),
         catching_up: !ctx.gate.may_vote(),
     }
 }

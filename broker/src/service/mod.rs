@@ -50,6 +50,8 @@ pub struct BrokerContext {
     pub consumers: Arc<consumers::ConsumerGroups>,
     pub queue_cursor: Arc<send::QueueCursor>,
     pub counters: Arc<Counters>,
+    /// What Raft cut from this replica's log tail (a deposed leader's uncommitted entries).
+    pub dropped: Arc<crate::raft::dropped::DroppedTail>,
     pub booted: Instant,
     pub boot_timestamp_ms: i64,
 }

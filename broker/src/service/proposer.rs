@@ -49,7 +49,7 @@ use openraft::error::ClientWriteError;
 use openraft::CommittedLeaderId;
 use raft_log::format::ENTRY_HEADER_LEN;
 use raft_log::raft::{AppendObserver, AppendedToken};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -145,6 +145,7 @@ impl Proposer {
         state: BrokerState,
         ack: AckOn,
         early: Arc<AppendWaiters>,
+        hold: watch::Receiver<u32>,
     ) -> Arc<Proposer> {
         let (queue, rx) = mpsc::unbounded_channel();
         let mismatches = Arc::new(AtomicU64::new(0));
@@ -158,7 +159,7 @@ impl Proposer {
                 ..Default::default()
             })),
         };
-        tokio::spawn(proposer.run(rx));
+        tokio::spawn(proposer.run(rx, hold));
         Arc::new(Proposer {
             queue,
             queued_bytes: Arc::new(Semaphore::new(MAX_QUEUED_BYTES)),
@@ -300,7 +301,11 @@ fn live(p: Proposal) -> Option<Proposal> {
 }
 
 impl Task {
-    async fn run(self, mut queue: mpsc::UnboundedReceiver<Proposal>) {
+    async fn run(
+        self,
+        mut queue: mpsc::UnboundedReceiver<Proposal>,
+        mut hold: watch::Receiver<u32>,
+    ) {
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let mut carry: Option<Proposal> = None;
         loop {
@@ -314,6 +319,10 @@ impl Task {
             // A caller that gave up (its deadline passed while the command was queued) is
             // never proposed for: it was told its write did not reach the log.
             let Some(first) = live(first) else { continue };
+            // A leader handing leadership back holds writes for a moment (`WriteHold`).
+            if *hold.borrow() > 0 && hold.wait_for(|n| *n == 0).await.is_err() {
+                return;
+            }
             // Waiting for a free slot is what lets later sends pile up behind this one.
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 return;

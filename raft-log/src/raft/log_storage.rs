@@ -30,7 +30,7 @@ use super::convert::{
 use super::meta_codec::{decode_committed, decode_vote, encode_vote, COMMITTED_META, VOTE_META};
 use super::typ::{
     AppendObserver, AppendedToken, Entry, LogFlushed, LogId, LogPayload, LogState, LogTypeConfig,
-    StorageError, StorageIOError, Vote,
+    StorageError, StorageIOError, TruncateObserver, Vote,
 };
 use crate::error::Result;
 use crate::format::ENTRY_HEADER_LEN;
@@ -50,6 +50,7 @@ struct Shared {
     committed: CommittedCheckpoint,
     store: LogStore,
     observer: OnceLock<AppendObserver>,
+    truncate_observer: OnceLock<TruncateObserver>,
 }
 
 impl<C> Clone for RaftLogStore<C> {
@@ -74,6 +75,7 @@ impl<C: LogTypeConfig> RaftLogStore<C> {
                 committed: CommittedCheckpoint::start(store.clone())?,
                 store,
                 observer: OnceLock::new(),
+                truncate_observer: OnceLock::new(),
             }),
             _types: PhantomData,
         })
@@ -87,6 +89,14 @@ impl<C: LogTypeConfig> RaftLogStore<C> {
     /// Installs the [`AppendObserver`] (once; a second one is refused and returned).
     pub fn set_append_observer(&self, observer: AppendObserver) -> Result<(), AppendObserver> {
         self.shared.observer.set(observer)
+    }
+
+    /// Installs the [`TruncateObserver`] (once; a second one is refused and returned).
+    pub fn set_truncate_observer(
+        &self,
+        observer: TruncateObserver,
+    ) -> Result<(), TruncateObserver> {
+        self.shared.truncate_observer.set(observer)
     }
 
     /// Makes everything durable: every appended entry and the last saved committed log id.
@@ -267,6 +277,12 @@ impl<C: LogTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
 
     /// Deletes `log_id.index` and everything after it.
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let store = &self.shared.store;
+        if let Some(observer) = self.shared.truncate_observer.get() {
+            if store.last_log_id().is_some_and(|l| l.index >= log_id.index) {
+                observer(log_id.index);
+            }
+        }
         self.shared
             .store
             .truncate_from(log_id.index)

@@ -15,4 +15,4 @@ pub mod typ;
 pub use convert::{from_store_log_id, storage_error, to_store_log_id};
 pub use log_storage::RaftLogStore;
 pub use meta_codec::{COMMITTED_META, VOTE_META};
-pub use typ::{AppendObserver, AppendedToken, LogPayload, LogTypeConfig};
+pub use typ::{AppendObserver, AppendedToken, LogPayload, LogTypeConfig, TruncateObserver};

@@ -87,6 +87,12 @@ pub struct AppendedToken {
 /// not block.
 pub type AppendObserver = std::sync::Arc<dyn Fn(&[AppendedToken]) + Send + Sync>;
 
+/// Told that the entries from `from` to the end of the log are about to be removed: a Raft
+/// conflict, a leader that does not have them (a deposed leader's uncommitted tail). Called on
+/// openraft's storage task before the removal, so it may still read them from the store (to
+/// count what is given up, say); it must not append or truncate.
+pub type TruncateObserver = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
 /// UTF-8 text (openraft's default `D`, handy in tests and tools).
 impl LogPayload for String {
     fn encode_into(&self, buf: &mut Vec<u8>) {

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod acked;
+pub mod classic;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -155,6 +156,15 @@ impl Process {
         }
     }
 
+    /// A process that does not run (a placeholder until one is spawned).
+    pub fn stopped() -> Self {
+        Process {
+            name: String::new(),
+            child: None,
+            log: PathBuf::new(),
+        }
+    }
+
     /// Its PID while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -246,6 +256,10 @@ impl NameServer {
     fn spawn(port: u16, log: &Path) -> Process {
         let mut cmd = Command::new(bin("mqnamesrv"));
         cmd.arg("--set").arg(format!("listenPort={port}"));
+        // The witnesses it hosts keep their stores beside its log, across restarts.
+        let witness_dir = log.with_extension("witness");
+        cmd.arg("--set")
+            .arg(format!("witnessStorePath={}", witness_dir.display()));
         let (process, line) = Process::spawn(
             &format!("mqnamesrv :{port}"),
             cmd,
@@ -280,6 +294,11 @@ impl NameServer {
 
     /// The group as this nameserver records it, if it knows it.
     pub async fn group_route(&self) -> Option<pb::GroupRoute> {
+        self.route_of(GROUP).await
+    }
+
+    /// Group `name` as this nameserver records it, if it knows it.
+    pub async fn route_of(&self, name: &str) -> Option<pb::GroupRoute> {
         let channel = Channel::from_shared(format!("http://{}", self.addr))
             .ok()?
             .connect_timeout(Duration::from_secs(1))
@@ -292,7 +311,17 @@ impl NameServer {
         info.clusters
             .into_iter()
             .flat_map(|c| c.groups)
-            .find(|g| g.broker_name == GROUP)
+            .find(|g| g.broker_name == name)
+    }
+
+    /// SIGSTOP / SIGCONT.
+    pub fn signal(&self, signal: libc::c_int) {
+        self.process.signal(signal);
+    }
+
+    /// Whether it runs.
+    pub fn is_running(&self) -> bool {
+        self.process.is_running()
     }
 }
 
@@ -543,6 +572,12 @@ pub async fn broker_status(addr: &str) -> Option<pb::BrokerStatusResponse> {
 /// Creates `topic` with `queues` read and write queues on the group, through its leader,
 /// and waits until the client's nameservers route it.
 pub async fn create_topic(admin: &client::Admin, topic: &str, queues: u32) {
+    create_topic_on(admin, topic, queues, 1).await;
+}
+
+/// Creates `topic` with `queues` read and write queues on each of the `groups` broker groups,
+/// and waits until the client's nameservers route all of them.
+pub async fn create_topic_on(admin: &client::Admin, topic: &str, queues: u32, groups: u32) {
     let config = pb::TopicConfig {
         topic_name: topic.to_owned(),
         read_queue_nums: queues,
@@ -565,7 +600,7 @@ pub async fn create_topic(admin: &client::Admin, topic: &str, queues: u32) {
                 .iter()
                 .map(|q| q.write_queue_nums)
                 .sum();
-            (queues_routed == queues).then_some(())
+            (queues_routed == queues * groups).then_some(())
         },
     )
     .await;

@@ -171,6 +171,8 @@ fn status_pairs(s: &pb::BrokerStatusResponse) -> Vec<(&'static str, Value)> {
                 .join(", ")),
         ),
         ("prediction_mismatches", json!(s.prediction_mismatches)),
+        ("dropped_entries", json!(s.dropped_entries)),
+        ("dropped_messages", json!(s.dropped_messages)),
         ("replicas", json!(replicas.join(", "))),
         ("store_min_position", json!(store.min_position)),
         ("store_max_position", json!(store.max_position)),
