@@ -72,8 +72,15 @@ impl Classic {
                     .unwrap_or_else(|| panic!("{file}: no {k}"))
             };
             let port = free_port();
+            // A second node from the same file (another slave) is named file2, file3, ...
+            let copies = classic.nodes.iter().filter(|n| n.conf == conf).count();
+            let name = if copies == 0 {
+                (*file).to_owned()
+            } else {
+                format!("{file}{}", copies + 1)
+            };
             let node = Node {
-                name: (*file).to_owned(),
+                name,
                 group: key("brokerName"),
                 broker_id: key("brokerId").parse().expect("brokerId"),
                 addr: format!("127.0.0.1:{port}"),
