@@ -286,7 +286,10 @@ impl BrokerNode {
             layout.preferred_leader,
             refusals,
         )
-        .with_vote_gate(gate);
+        .with_vote_gate(gate)
+        .electing_unclean(
+            (layout.is_classic() && config.enable_elect_unclean_master).then(|| log.clone()),
+        );
         tasks.push(crate::raft::failover::spawn_failover_detector(
             campaign,
             stopped.clone(),

@@ -32,6 +32,13 @@ impl MemberDirectory<WitnessConfig> for WitnessDirectory {
     ) -> Result<Arc<Member<WitnessConfig>>, tonic::Status> {
         self.0.member(group, target, appending).await
     }
+
+    async fn forget_witness_tail(
+        &self,
+        req: proto::v1::ForgetWitnessTailRequest,
+    ) -> Result<proto::v1::ForgetWitnessTailResponse, tonic::Status> {
+        self.0.forget_witness_tail(req).await
+    }
 }
 
 /// Opens the listening socket of `config` (`bindAddress:listenPort`; port 0 picks a free

@@ -111,6 +111,16 @@ pub trait MemberDirectory<C: GroupTypes>: Send + Sync + 'static {
         target: NodeId,
         appending: bool,
     ) -> Result<Arc<Member<C>>, Status>;
+
+    /// `ForgetWitnessTail` (see the proto): only a host of witnesses does it.
+    async fn forget_witness_tail(
+        &self,
+        _req: pb::ForgetWitnessTailRequest,
+    ) -> Result<pb::ForgetWitnessTailResponse, Status> {
+        Err(Status::unimplemented(
+            "only a nameserver hosting the group's witness forgets its tail",
+        ))
+    }
 }
 
 /// A directory of one member: a broker's replica.
@@ -376,6 +386,16 @@ impl<C: GroupTypes, D: MemberDirectory<C>> RaftService for RaftGrpcService<C, D>
             last_log_id: last_log_id.as_ref().map(convert::log_id_to_pb),
             catching_up: !member.gate.may_vote(),
         }))
+    }
+
+    async fn forget_witness_tail(
+        &self,
+        request: Request<pb::ForgetWitnessTailRequest>,
+    ) -> Result<Response<pb::ForgetWitnessTailResponse>, Status> {
+        self.directory
+            .forget_witness_tail(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn timeout_now(

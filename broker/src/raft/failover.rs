@@ -56,6 +56,7 @@ use tracing::{debug, info, warn};
 
 use raftmq_raft::network::{peer_endpoint, VoteObserver};
 use raftmq_raft::rejoin::VoteGate;
+use raftmq_raft::WITNESS_NODE_ID;
 
 use crate::raft::typ::{NodeId, Raft, RaftMetrics, Vote};
 
@@ -177,6 +178,15 @@ impl VoteRefusals {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+    }
+
+    /// Whether `peer` refused a vote request of a term after `term` because its log is ahead.
+    pub fn refused_by(&self, peer: NodeId, term: u64) -> bool {
+        self.by_peer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .is_some_and(|t| *t > term)
     }
 
     /// Whether a peer with a longer log was seen in a term after `term`.
@@ -314,6 +324,10 @@ pub struct Campaign {
     refusals: VoteRefusals,
     /// A replica that lost its store never campaigns before it has caught up.
     gate: VoteGate,
+    /// `enableElectUncleanMaster`: when the witness refuses this slave because its log is
+    /// ahead, ask it to forget the entries this slave lacks ([`Campaign::elect_unclean`]); the
+    /// replica's log says what it has.
+    unclean: Option<raft_log::LogStore>,
 }
 
 impl Campaign {
@@ -332,6 +346,79 @@ impl Campaign {
             preferred,
             refusals,
             gate: VoteGate::member(),
+            unclean: None,
+        }
+    }
+
+    /// Allows unclean elections (`enableElectUncleanMaster=true`, classic groups) for the
+    /// replica whose log is `log`.
+    pub fn electing_unclean(mut self, log: Option<raft_log::LogStore>) -> Self {
+        self.unclean = log;
+        self
+    }
+
+    /// After a failed campaign to replace `outgoing`: if unclean elections are allowed and the
+    /// witness refused this replica for a longer log, asks the witness to forget what this
+    /// replica lacks and campaigns again. True when a new leader is known after that.
+    async fn elect_unclean(
+        &self,
+        outgoing: OutgoingLeader,
+        metrics: &mut watch::Receiver<RaftMetrics>,
+    ) -> bool {
+        let Some(log) = &self.unclean else {
+            return false;
+        };
+        if !self.gate.may_vote() || !self.refusals.refused_by(WITNESS_NODE_ID, outgoing.term) {
+            return false;
+        }
+        let Some(witness_addr) = metrics
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&WITNESS_NODE_ID)
+            .map(|n| n.addr.clone())
+        else {
+            return false;
+        };
+        let keep = log.last_log_id();
+        let request = pb::ForgetWitnessTailRequest {
+            group: self.group.to_string(),
+            asker_node_id: self.self_id,
+            keep: keep.map(|l| pb::LogId {
+                term: l.term,
+                node_id: 0,
+                index: l.index,
+            }),
+        };
+        let call = async {
+            let channel = peer_endpoint(&witness_addr)
+                .map_err(|e| e.to_string())?
+                .connect()
+                .await
+                .map_err(|e| e.to_string())?;
+            proto::RaftServiceClient::new(channel)
+                .forget_witness_tail(request)
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|s| s.message().to_owned())
+        };
+        match tokio::time::timeout(Duration::from_secs(5), call).await {
+            Ok(Ok(answer)) => {
+                warn!(group = %self.group, old_leader = outgoing.id, forgotten_entries = answer.forgotten_entries,
+                    witness_last = ?answer.last_before.map(|l| l.index), keep = ?keep.map(|l| l.index),
+                    "unclean election (enableElectUncleanMaster=true): electing this out-of-sync slave; \
+                     the entries only the dead master had are given up");
+                self.refusals.clear();
+                self.run(outgoing, CampaignCause::LeaderGone, metrics).await
+            }
+            Ok(Err(why)) => {
+                info!(group = %self.group, %why, "the witness refused an unclean election; waiting for the master");
+                false
+            }
+            Err(_) => {
+                info!(group = %self.group, witness = %witness_addr, "no answer from the witness for an unclean election");
+                false
+            }
         }
     }
 
@@ -580,6 +667,7 @@ impl Detector {
                     if !me
                         .run(target, CampaignCause::LeaderGone, &mut metrics)
                         .await
+                        && !me.elect_unclean(target, &mut metrics).await
                     {
                         given_up = Some(target);
                     }

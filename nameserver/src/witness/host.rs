@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use proto::v1 as pb;
 use raft_log::raft::RaftLogStore;
 use raft_log::{FlushMode, LogConfig, LogStore};
 use raftmq_raft::network::GrpcNetworkFactory;
@@ -114,6 +116,15 @@ async fn start(dir: &Path, group: &str) -> Result<Arc<Member<WitnessConfig>>, St
             .load(raft_log::raft::VOTE_META)
             .map_err(|e| format!("cannot read the witness vote of group {group}: {e}"))?
             .is_none();
+    start_on(log, group, pristine).await
+}
+
+/// Starts the witness Raft of `group` on its open store.
+async fn start_on(
+    log: LogStore,
+    group: &str,
+    pristine: bool,
+) -> Result<Arc<Member<WitnessConfig>>, String> {
     let state = WitnessStateMachine::open(log.clone())
         .map_err(|e| format!("cannot open the witness state of group {group}: {e}"))?;
     let store = RaftLogStore::<WitnessConfig>::new(log.clone())
@@ -151,6 +162,130 @@ async fn start(dir: &Path, group: &str) -> Result<Arc<Member<WitnessConfig>>, St
     }))
 }
 
+/// How long a witness must have heard nothing from a leader before it forgets its tail for an
+/// unclean election: well past any leader's heartbeats, so a live master is never undercut.
+pub const UNCLEAN_SILENCE: Duration = Duration::from_secs(1);
+
+impl WitnessHost {
+    /// `ForgetWitnessTail`: the witness of `req.group` removes the log ids after `req.keep`
+    /// and restarts on its shortened store, so that it can vote for the asking slave.
+    async fn forget_tail(
+        &self,
+        req: &pb::ForgetWitnessTailRequest,
+    ) -> Result<pb::ForgetWitnessTailResponse, Status> {
+        let refuse = |why: String| Status::failed_precondition(why);
+        let group = req.group.as_str();
+        let mut witnesses = self.witnesses.lock().await;
+        let Some(w) = witnesses.get(group).cloned() else {
+            return Err(not_found(
+                group,
+                WITNESS_NODE_ID,
+                "a nameserver hosting witnesses",
+            ));
+        };
+        let m = w.raft.metrics().borrow().clone();
+        if m.running_state.is_err() {
+            return Err(Status::unavailable(format!(
+                "the witness of {group} has stopped"
+            )));
+        }
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == req.asker_node_id && v != WITNESS_NODE_ID)
+        {
+            return Err(refuse(format!(
+                "node {} is not a voter of group {group}",
+                req.asker_node_id
+            )));
+        }
+        let heard = w
+            .raft
+            .with_raft_state(|st| st.vote_last_modified())
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        if let Some(at) = heard {
+            let silent = at.elapsed();
+            if silent < UNCLEAN_SILENCE {
+                return Err(refuse(format!(
+                    "the witness of {group} heard from a leader {} ms ago",
+                    silent.as_millis()
+                )));
+            }
+        }
+        let keep = req.keep.as_ref().map(|l| l.index);
+        let last_before = w.log.last_log_id();
+        let forgotten = match (last_before, keep) {
+            (None, _) => 0,
+            (Some(last), Some(k)) if k >= last.index => 0,
+            (Some(last), k) => last.index - k.map_or(0, |k| k + 1) + 1,
+        };
+        let last_pb = last_before.map(|l| pb::LogId {
+            term: l.term,
+            node_id: 0,
+            index: l.index,
+        });
+        if forgotten == 0 {
+            return Ok(pb::ForgetWitnessTailResponse {
+                forgotten_entries: 0,
+                last_before: last_pb,
+            });
+        }
+        if let (Some(k), Some(keep_id)) = (keep, req.keep.as_ref()) {
+            // The asker's log must be a prefix of the witness's: same term at its last index.
+            match w.log.read(k) {
+                Ok(e) if e.term == keep_id.term => {}
+                Ok(e) => {
+                    return Err(refuse(format!(
+                        "the witness's entry {k} is of term {}, the asker's of term {}: their \
+                         logs differ",
+                        e.term, keep_id.term
+                    )))
+                }
+                Err(e) => return Err(refuse(format!("the witness cannot read entry {k}: {e}"))),
+            }
+        }
+        if w.log
+            .last_purged()
+            .is_some_and(|p| keep.is_none_or(|k| p.index > k))
+        {
+            return Err(refuse(format!(
+                "the witness of {group} has purged past entry {keep:?}"
+            )));
+        }
+        // Stop the witness's Raft, cut its log, start it again on the same store.
+        witnesses.remove(group);
+        w.raft
+            .shutdown()
+            .await
+            .map_err(|e| Status::unavailable(format!("witness shutdown: {e}")))?;
+        let cut = match keep {
+            Some(k) => w.log.truncate_after(k),
+            None => w.log.truncate_from(0),
+        };
+        let log = w.log.clone();
+        let restarted = match cut {
+            Ok(()) => start_on(log, group, false).await,
+            Err(e) => Err(format!("cannot cut the witness log of {group}: {e}")),
+        };
+        let witness = match restarted {
+            Ok(witness) => witness,
+            Err(why) => {
+                warn!(%group, %why, "the witness could not forget its tail; it is stopped until the nameserver restarts");
+                return Err(Status::unavailable(why));
+            }
+        };
+        witnesses.insert(group.to_owned(), witness);
+        warn!(%group, asker = req.asker_node_id, keep = ?keep, forgotten,
+            "unclean election (enableElectUncleanMaster): the witness forgot entries only the dead master had, to vote for an out-of-sync slave; their messages are given up");
+        Ok(pb::ForgetWitnessTailResponse {
+            forgotten_entries: forgotten,
+            last_before: last_pb,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl MemberDirectory<WitnessConfig> for WitnessHost {
     /// The witness of `group`; created on the first append for a group registered here.
@@ -177,6 +312,13 @@ impl MemberDirectory<WitnessConfig> for WitnessHost {
         info!(%group, dir = %self.dir.join(group).display(), "hosting a new witness");
         witnesses.insert(group.to_owned(), witness.clone());
         Ok(witness)
+    }
+
+    async fn forget_witness_tail(
+        &self,
+        req: pb::ForgetWitnessTailRequest,
+    ) -> Result<pb::ForgetWitnessTailResponse, Status> {
+        self.forget_tail(&req).await
     }
 }
 
