@@ -6,11 +6,19 @@
 # them; stores, logs and cluster.json are in data/dledger/.
 #
 # Builds the release binaries it needs first (needs only the Rust toolchain: protoc comes
-# from crates.io). Arguments go to `mqcluster up`, e.g. --base-port 20000 --data-dir /tmp/c1.
+# from crates.io). Arguments go to `mqcluster up`, e.g. --base-port 20000 --data-dir /tmp/c1,
+# or --layout 2m-2s-sync for a classic layout (two groups of master + slave, the witness on the
+# nameserver; see the README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # mqadmin and mqbench (client) are what the next steps mqcluster prints use.
 packages=(-p broker -p nameserver -p mqcluster -p client)
 cargo build --release --locked "${packages[@]}"
-exec "${CARGO_TARGET_DIR:-target}/release/mqcluster" up --layout dledger "$@"
+layout=(--layout dledger)
+for arg in "$@"; do
+    case "$arg" in
+        --layout | --layout=*) layout=() ;;
+    esac
+done
+exec "${CARGO_TARGET_DIR:-target}/release/mqcluster" up "${layout[@]}" "$@"

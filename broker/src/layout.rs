@@ -103,6 +103,19 @@ impl GroupLayout {
     }
 }
 
+/// The brokerId replica `node_id` goes by in routes and status: 0 while it leads (RocketMQ's
+/// master id, [`proto::broker_id`]). Otherwise a dledger replica shows its node id + 1, and a
+/// classic one its configured brokerId; a classic master (brokerId 0) that does not lead shows
+/// the id of the slave that leads in its place, so no two members share an id.
+pub fn wire_broker_id(classic: bool, node_id: NodeId, leader: Option<NodeId>) -> u64 {
+    let leads = leader == Some(node_id);
+    match (classic, leads) {
+        (false, _) | (true, true) => proto::broker_id(node_id, leads),
+        (true, false) if node_id != 0 => node_id,
+        (true, false) => leader.map_or(proto::broker_id(node_id, false), |l| l),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +130,18 @@ mod tests {
         };
         let (config, _) = BrokerConfig::from_properties(&file, &[], &env).expect("loads");
         GroupLayout::from_config(&config).expect("a layout")
+    }
+
+    #[test]
+    fn classic_members_keep_their_broker_id_and_the_master_takes_the_leading_slaves() {
+        assert_eq!(wire_broker_id(true, 0, Some(0)), 0);
+        assert_eq!(wire_broker_id(true, 1, Some(0)), 1);
+        assert_eq!(wire_broker_id(true, 1, Some(1)), 0);
+        assert_eq!(wire_broker_id(true, 0, Some(1)), 1);
+        assert_eq!(wire_broker_id(true, 2, Some(1)), 2);
+        // dledger: node id + 1 unless leading.
+        assert_eq!(wire_broker_id(false, 1, Some(0)), 2);
+        assert_eq!(wire_broker_id(false, 0, Some(0)), 0);
     }
 
     #[test]

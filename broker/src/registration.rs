@@ -31,7 +31,15 @@ fn registration(ctx: &BrokerContext, ha_addr: &str) -> pb::RegisterBrokerRequest
     pb::RegisterBrokerRequest {
         cluster_name: ctx.config.broker_cluster_name.clone(),
         broker_name: ctx.config.broker_name.clone(),
-        broker_id: proto::broker_id(ctx.node_id, is_leader),
+        broker_id: crate::layout::wire_broker_id(
+            ctx.config.dledger.is_none(),
+            ctx.node_id,
+            if is_leader {
+                Some(ctx.node_id)
+            } else {
+                leader.filter(|l| *l != ctx.node_id)
+            },
+        ),
         node_id: ctx.node_id,
         broker_addr: ctx.client_addr.to_string(),
         ha_addr: ha_addr.to_string(),

@@ -14,8 +14,10 @@ use tonic::transport::Channel;
 
 /// An in-process nameserver on an ephemeral port; stops when the returned sender drops.
 async fn start_nameserver() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let witness_dir = tempfile::tempdir().expect("temp dir").keep();
     let config = nameserver::NamesrvConfig {
         listen_port: 0,
+        witness_store_path: witness_dir,
         ..Default::default()
     };
     let listener = nameserver::bind(&config).await.expect("bind nameserver");

@@ -98,7 +98,8 @@ fn raft_service_carries_openraft_rpcs() {
             "InstallSnapshot",
             "JoinGroup",
             "TimeoutNow",
-            "ReplicaState"
+            "ReplicaState",
+            "ForgetWitnessTail"
         ]
     );
 }

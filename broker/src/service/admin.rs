@@ -304,7 +304,11 @@ pub async fn status(ctx: &BrokerContext) -> pb::BrokerStatusResponse {
         status: Some(ResponseStatus::ok()),
         cluster_name: cfg.broker_cluster_name.clone(),
         broker_name: cfg.broker_name.clone(),
-        broker_id: proto::broker_id(ctx.node_id, metrics.current_leader == Some(ctx.node_id)),
+        broker_id: crate::layout::wire_broker_id(
+            ctx.config.dledger.is_none(),
+            ctx.node_id,
+            metrics.current_leader,
+        ),
         node_id: ctx.node_id,
         broker_addr: ctx.client_addr.to_string(),
         ha_addr: ctx.raft_addr.to_string(),

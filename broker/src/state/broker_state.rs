@@ -104,7 +104,7 @@ impl BrokerState {
         (st.last_applied, st.digest())
     }
 
-    /// The digests recorded at multiples of [`DIGEST_EVERY`], newest first.
+    /// The digests recorded at multiples of `DIGEST_EVERY`, newest first.
     pub fn digest_checkpoints(&self) -> Vec<(LogId, u64)> {
         let cps = self
             .shared

@@ -135,11 +135,24 @@ pub fn run_to_exit(args: &[&str]) -> Exited {
     }
 }
 
+/// Numbers the witness directories of the nameservers a test process starts.
+static WITNESS_DIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Starts `mqnamesrv ARGS...` with its output piped.
 fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mqnamesrv"))
-        .args(args)
-        .env("RUST_LOG", "info")
+    // Hosted witnesses keep their stores in a directory of this process's own, never in `~`.
+    let witness_dir = std::env::temp_dir().join(format!(
+        "raftmq-ns-witness-{}-{}",
+        std::process::id(),
+        WITNESS_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqnamesrv"));
+    cmd.args(args);
+    if !args.iter().any(|a| a.contains("witnessStorePath")) {
+        cmd.arg("--set")
+            .arg(format!("witnessStorePath={}", witness_dir.display()));
+    }
+    cmd.env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,73 +1,22 @@
-//! Fast failover: noticing a dead leader in milliseconds rather than after Raft's election
-//! timeout, and the openraft [`Config`] that goes with it.
-//!
-//! **Detection.** Every voter keeps one `WatchLeader` stream open to the leader it follows
-//! (server side in [`raftmq_raft::service`]); the leader pings it every 100 ms. When the
-//! leader's process dies, the OS resets its connections and the stream breaks at once. The
-//! follower then *probes*: it dials the leader afresh and asks again. A refused connection, an
-//! UNAVAILABLE answer (Raft stopped) or silence means the leader is gone; an answer "I do not
-//! lead" means leadership moved on and Raft will say where; a fresh stream means a hiccup.
-//! A stream that stays silent for [`PING_SILENCE`] is probed the same way (a frozen host
-//! resets nothing).
-//!
-//! **Election.** openraft 0.9 makes a follower refuse votes while its *leader lease* runs
-//! (`election_timeout_max` since the leader last reached it, `Engine::handle_vote_req`), and
-//! the lease only lapses for a follower whose vote is committed. So on a dead leader every
-//! surviving voter calls `elect()` once at once: that drops its own lease (its vote becomes
-//! its own, uncommitted). The first round splits, by design. Then voters campaign again at
-//! different paces, by rank (voters other than the dead leader, `preferredLeaderId` first,
-//! then by id): rank 0 every [`RETRY`], rank k every `RETRY + k * STAGGER`. The fastest
-//! climbs terms fastest, so its next request carries a higher term than anyone else's vote and
-//! wins: typically one `RETRY` after the leader died. Two signals cut the wait short: in a
-//! 3-voter group the first rank elects again as soon as the other survivor's refusal shows the
-//! split ([`VoteRefusals::split_with_peer`]), and a voter that refuses a candidate whose log is
-//! behind its own elects again at once ([`VoteRefusals::refused_shorter_log`]); kill -9 to the
-//! first ack then takes about 15 ms here. Two rules keep voters from undoing each
-//! other: a voter that has just granted its vote to another candidate waits
-//! ([`GRANT_GRACE`]) for that candidate's first append instead of campaigning over it; and a
-//! voter that a peer refused because the peer's log is ahead stops campaigning, so the peer
-//! (which is the one that can win) gets through. The campaign stops as soon as any leader
-//! other than the dead one is known, or after [`GIVE_UP_AFTER`], leaving the rest to Raft's
-//! own timers. Metrics trail Raft, so before each election the campaign asks Raft for its
-//! vote: one committed to a new leader means that leader's first append is in, and an election
-//! would only depose it.
-//!
-//! **Handback.** The same campaign hands leadership back to `preferredLeaderId`
-//! ([`crate::raft::handback`]): the leader sends `TimeoutNow` to the voters, and each runs
-//! [`Campaign::run`] with the (live) leader as the one to replace and the preferred node ranked
-//! first, started from the TimeoutNow handler ([`spawn_handback_campaign`]) instead of the
-//! detector. Its first election is meant to win, so it retries only once the answers to the
-//! previous round are in ([`HANDBACK_PATIENCE`]).
-//!
-//! The detector must not run on a witness (a voter that never campaigns).
+//! The campaign that replaces a leader (see the parent module's docs, "Election" and
+//! "Handback"): its pace and ranks, the pure decision of each step, and the loop that elects.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::ServerState;
 use proto::v1 as pb;
-use proto::v1::leader_watch_service_client::LeaderWatchServiceClient;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tonic::Code;
 use tracing::{debug, info, warn};
 
-use raftmq_raft::network::{peer_endpoint, VoteObserver};
+use raftmq_raft::network::peer_endpoint;
 use raftmq_raft::rejoin::VoteGate;
 use raftmq_raft::WITNESS_NODE_ID;
 
+use super::votes::VoteRefusals;
 use crate::raft::typ::{NodeId, Raft, RaftMetrics, Vote};
 
-// ---- timing of detection and campaign ----
-
-/// A watched stream that brings nothing for this long is probed.
-pub const PING_SILENCE: Duration = Duration::from_millis(500);
-/// Deadline of a probe: connect, ask, get the first ping.
-pub const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
-/// How soon a follower asks again a leader that said it does not lead.
-pub const NOT_LEADER_RETRY: Duration = Duration::from_millis(200);
 /// Pace of the first-ranked voter's campaign; slower ranks add [`STAGGER`] per rank.
 pub const RETRY: Duration = Duration::from_millis(25);
 /// Extra pause per rank between campaign attempts.
@@ -110,107 +59,6 @@ pub fn election_rank(
     order.sort_by_key(|v| Some(*v) != preferred);
     order.iter().position(|v| *v == self_id)
 }
-
-// ---- what vote replies said ----
-
-/// Peers whose log is ahead of this replica's and that are active in a campaign, with the term
-/// they were seen in: a voter that cannot win stops competing. The detector's copy is filled by
-/// the network layer with peers that refused this replica's vote requests (it is the network's
-/// [`VoteObserver`]);
-/// the Raft service's copy with candidates this replica refused
-/// ([`VoteRefusals::refused_longer_log`]), for the campaigns it starts on `TimeoutNow`.
-#[derive(Clone, Debug, Default)]
-pub struct VoteRefusals {
-    by_peer: Arc<Mutex<BTreeMap<NodeId, u64>>>,
-    /// Wakes a waiting campaign: this replica refused a candidate whose log is behind its own.
-    behind_refused: Arc<tokio::sync::Notify>,
-    /// Wakes a waiting first-ranked campaign: a peer whose log is not ahead stood in the same
-    /// term (a split vote).
-    split: Arc<tokio::sync::Notify>,
-}
-
-impl VoteRefusals {
-    /// Records that `peer` refused a vote request of `term` because its log is ahead.
-    pub fn log_ahead(&self, peer: NodeId, term: u64) {
-        let mut by_peer = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
-        let at = by_peer.entry(peer).or_default();
-        *at = (*at).max(term);
-    }
-
-    /// Records that this replica refused the vote request of `candidate` in `term` (its lease or
-    /// its own vote stood in the way) although the candidate's log is ahead: that candidate can
-    /// win where this replica may not.
-    pub fn refused_longer_log(&self, candidate: NodeId, term: u64) {
-        self.log_ahead(candidate, term);
-    }
-
-    /// Records that this replica refused the vote request of a candidate whose log is behind
-    /// its own. Such a candidate cannot win, but this replica can: a campaign waiting out its
-    /// rank's pace tries again at once instead (after a leader died with followers at
-    /// different log lengths, as under ASYNC_MASTER, the lower rank is often the one behind).
-    /// Only a campaign waiting right now is woken; nothing is remembered for a later one.
-    pub fn refused_shorter_log(&self) {
-        self.behind_refused.notify_waiters();
-    }
-
-    /// Resolves at the next [`VoteRefusals::refused_shorter_log`].
-    pub async fn shorter_log_refused(&self) {
-        self.behind_refused.notified().await;
-    }
-
-    /// Records that a peer whose log is not ahead of this replica's refused its vote request
-    /// because it stood as a candidate in the same term: the split every failover starts with,
-    /// since each survivor elects once to drop its leader lease. The peer's lease is gone now,
-    /// so the first-ranked voter's next election wins, and there is no reason to wait out its
-    /// pace for it. Only a campaign waiting right now is woken.
-    pub fn split_with_peer(&self) {
-        self.split.notify_waiters();
-    }
-
-    /// Resolves at the next [`VoteRefusals::split_with_peer`].
-    pub async fn split_vote(&self) {
-        self.split.notified().await;
-    }
-
-    /// Forgets every record.
-    pub fn clear(&self) {
-        self.by_peer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-
-    /// Whether `peer` refused a vote request of a term after `term` because its log is ahead.
-    pub fn refused_by(&self, peer: NodeId, term: u64) -> bool {
-        self.by_peer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&peer)
-            .is_some_and(|t| *t > term)
-    }
-
-    /// Whether a peer with a longer log was seen in a term after `term`.
-    pub fn outdone_after(&self, term: u64) -> bool {
-        self.by_peer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .any(|t| *t > term)
-    }
-}
-
-/// What the network layer learns from the answers to this replica's vote requests.
-impl VoteObserver for VoteRefusals {
-    fn log_ahead(&self, peer: NodeId, term: u64) {
-        VoteRefusals::log_ahead(self, peer, term);
-    }
-
-    fn split_with_peer(&self) {
-        VoteRefusals::split_with_peer(self);
-    }
-}
-
-// ---- the campaign's decisions (pure) ----
 
 /// The leader a campaign replaces: one that died, or one handing leadership back to the
 /// preferred leader. Its id and the term it led.
@@ -278,29 +126,6 @@ pub fn leader_established(vote: &Vote, outgoing: OutgoingLeader) -> bool {
         && (vote.leader_id.term > outgoing.term || vote.leader_id.voted_for != Some(outgoing.id))
 }
 
-/// The leader a voter should watch: known, not itself, with an address. `None` for a
-/// learner, a leader, or while no leader is known.
-fn leader_to_watch(m: &RaftMetrics, self_id: NodeId) -> Option<(OutgoingLeader, String)> {
-    let leader = m.current_leader?;
-    let membership = m.membership_config.membership();
-    if leader == self_id
-        || m.state != ServerState::Follower
-        || !membership.voter_ids().any(|v| v == self_id)
-    {
-        return None;
-    }
-    let addr = membership.get_node(&leader)?.addr.clone();
-    Some((
-        OutgoingLeader {
-            id: leader,
-            term: m.current_term,
-        },
-        addr,
-    ))
-}
-
-// ---- the campaign ----
-
 /// Why a campaign runs: it sets the pace between attempts and whether a split vote is retried
 /// at once ([`retries_on_split`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,9 +140,9 @@ pub enum CampaignCause {
 /// the failover detector and the `TimeoutNow` handler.
 #[derive(Clone)]
 pub struct Campaign {
-    raft: Raft,
-    self_id: NodeId,
-    group: Arc<str>,
+    pub(super) raft: Raft,
+    pub(super) self_id: NodeId,
+    pub(super) group: Arc<str>,
     /// Ranked first among the successors (`preferredLeaderId`).
     preferred: Option<NodeId>,
     /// Tells this replica to stop competing with a peer that can win where it cannot.
@@ -360,7 +185,7 @@ impl Campaign {
     /// After a failed campaign to replace `outgoing`: if unclean elections are allowed and the
     /// witness refused this replica for a longer log, asks the witness to forget what this
     /// replica lacks and campaigns again. True when a new leader is known after that.
-    async fn elect_unclean(
+    pub(super) async fn elect_unclean(
         &self,
         outgoing: OutgoingLeader,
         metrics: &mut watch::Receiver<RaftMetrics>,
@@ -586,186 +411,6 @@ pub fn spawn_handback_campaign(
     })
 }
 
-// ---- the detector ----
-
-/// Starts watching the leader for the replica `campaign` describes (see the module docs);
-/// runs until `shutdown` turns true (or its sender is dropped) or the Raft stops.
-///
-/// The campaign's refusals must be the [`VoteRefusals`] of the replica's
-/// `GrpcNetworkFactory`; its preferred node is `preferredLeaderId`, which campaigns first.
-pub fn spawn_failover_detector(
-    campaign: Campaign,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    let detector = Detector { campaign };
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = detector.run() => {}
-            _ = shutdown.wait_for(|stop| *stop) => {}
-        }
-    })
-}
-
-/// Watches the leader and campaigns when it is gone; `campaign` also says who this replica is.
-struct Detector {
-    campaign: Campaign,
-}
-
-/// Why watching a leader ended.
-enum WatchEnd {
-    /// Raft now names another leader or term: watch that one.
-    LeaderChanged,
-    /// Our Raft stopped.
-    RaftStopped,
-    /// The target says it does not lead; Raft will learn who does.
-    NotLeader,
-    /// The target cannot take part in this (an older peer without the service): nothing to
-    /// detect with.
-    Unsupported,
-    /// The leader is gone.
-    Gone(String),
-}
-
-/// A live `WatchLeader` stream.
-type PingStream = tonic::Streaming<pb::LeaderPing>;
-
-impl Detector {
-    async fn run(&self) {
-        let me = &self.campaign;
-        let mut metrics = me.raft.metrics();
-        // The leader a campaign already failed to replace: not campaigned against twice.
-        let mut given_up: Option<OutgoingLeader> = None;
-        loop {
-            let (target, addr) = loop {
-                let found = {
-                    let m = metrics.borrow_and_update();
-                    if m.running_state.is_err() || m.state == ServerState::Shutdown {
-                        return;
-                    }
-                    leader_to_watch(&m, me.self_id).filter(|(t, _)| Some(*t) != given_up)
-                };
-                if let Some(found) = found {
-                    break found;
-                }
-                if metrics.changed().await.is_err() {
-                    return;
-                }
-            };
-            given_up = None;
-            match self.watch(target, &addr, &mut metrics).await {
-                WatchEnd::LeaderChanged => {}
-                WatchEnd::RaftStopped => return,
-                WatchEnd::NotLeader => {
-                    // Raft will learn who leads. Ask again shortly all the same: this replica
-                    // may have heard of the new leader before the leader's own metrics said so.
-                    let _ = tokio::time::timeout(NOT_LEADER_RETRY, metrics.changed()).await;
-                }
-                WatchEnd::Unsupported => given_up = Some(target),
-                WatchEnd::Gone(why) => {
-                    info!(group = %me.group, leader = target.id, term = target.term, reason = %why,
-                        "leader is gone; campaigning");
-                    if !me
-                        .run(target, CampaignCause::LeaderGone, &mut metrics)
-                        .await
-                        && !me.elect_unclean(target, &mut metrics).await
-                    {
-                        given_up = Some(target);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Follows `target` until it changes or is found gone.
-    async fn watch(
-        &self,
-        target: OutgoingLeader,
-        addr: &str,
-        metrics: &mut watch::Receiver<RaftMetrics>,
-    ) -> WatchEnd {
-        let me = &self.campaign;
-        let mut stream = match self.open(target, addr).await {
-            Ok(stream) => stream,
-            Err(end) => return end,
-        };
-        debug!(group = %me.group, leader = target.id, term = target.term, "watching the leader");
-        loop {
-            let broken = tokio::select! {
-                biased;
-                changed = metrics.changed() => {
-                    if changed.is_err() {
-                        return WatchEnd::RaftStopped;
-                    }
-                    let m = metrics.borrow_and_update();
-                    if m.running_state.is_err() {
-                        return WatchEnd::RaftStopped;
-                    }
-                    if leader_to_watch(&m, me.self_id).map(|(t, _)| t) != Some(target) {
-                        return WatchEnd::LeaderChanged;
-                    }
-                    continue;
-                }
-                next = tokio::time::timeout(PING_SILENCE, stream.message()) => match next {
-                    Ok(Ok(Some(_ping))) => continue,
-                    Ok(Ok(None)) => "the leader ended the stream".to_owned(),
-                    Ok(Err(status)) if status.code() == Code::FailedPrecondition => return WatchEnd::NotLeader,
-                    Ok(Err(status)) => format!("stream broke: {}: {}", status.code(), status.message()),
-                    Err(_) => format!("no ping for {PING_SILENCE:?}"),
-                },
-            };
-            debug!(group = %me.group, leader = target.id, reason = %broken, "probing the leader");
-            stream = match self.open(target, addr).await {
-                Ok(stream) => stream,
-                Err(WatchEnd::Gone(why)) => return WatchEnd::Gone(format!("{broken}; then {why}")),
-                Err(end) => return end,
-            };
-        }
-    }
-
-    /// Dials the leader afresh and waits for its first ping.
-    async fn open(&self, target: OutgoingLeader, addr: &str) -> Result<PingStream, WatchEnd> {
-        let request = pb::WatchLeaderRequest {
-            group: self.campaign.group.to_string(),
-            target_node_id: target.id,
-            follower_node_id: self.campaign.self_id,
-        };
-        let attempt = async {
-            let endpoint = peer_endpoint(addr)
-                .map_err(|e| WatchEnd::Gone(format!("bad address {addr:?}: {e}")))?;
-            let channel = endpoint
-                .connect()
-                .await
-                .map_err(|e| WatchEnd::Gone(format!("cannot connect to {addr}: {e}")))?;
-            let mut client = LeaderWatchServiceClient::new(channel);
-            let mut stream = client
-                .watch_leader(request)
-                .await
-                .map_err(end_of)?
-                .into_inner();
-            match stream.message().await {
-                Ok(Some(_first_ping)) => Ok(stream),
-                Ok(None) => Err(WatchEnd::Gone("the leader ended the stream".to_owned())),
-                Err(status) => Err(end_of(status)),
-            }
-        };
-        match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(WatchEnd::Gone(format!(
-                "no answer from {addr} within {PROBE_TIMEOUT:?}"
-            ))),
-        }
-    }
-}
-
-/// What a failed WatchLeader call says about the target.
-fn end_of(status: tonic::Status) -> WatchEnd {
-    match status.code() {
-        Code::FailedPrecondition => WatchEnd::NotLeader,
-        Code::Unimplemented => WatchEnd::Unsupported,
-        _ => WatchEnd::Gone(format!("{}: {}", status.code(), status.message())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use openraft::LeaderId;
@@ -896,47 +541,5 @@ mod tests {
         assert!(!retries_on_split(1, CampaignCause::LeaderGone, 3));
         assert!(!retries_on_split(0, CampaignCause::Handback, 3));
         assert!(!retries_on_split(0, CampaignCause::LeaderGone, 5));
-    }
-
-    #[tokio::test]
-    async fn a_split_vote_wakes_a_waiting_campaign_only() {
-        assert_wakes_only_a_waiting_campaign(
-            |r| r.split_with_peer(),
-            |r| async move { r.split_vote().await },
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn refusing_a_candidate_that_is_behind_wakes_a_waiting_campaign_only() {
-        assert_wakes_only_a_waiting_campaign(
-            |r| r.refused_shorter_log(),
-            |r| async move { r.shorter_log_refused().await },
-        )
-        .await;
-    }
-
-    /// A `signal` given while nobody waits is not kept for a later `wait`; a `wait` in progress
-    /// (on a clone, as the Raft service and the campaign each hold one) is woken by it.
-    async fn assert_wakes_only_a_waiting_campaign<W, Fut>(signal: fn(&VoteRefusals), wait: W)
-    where
-        W: Fn(VoteRefusals) -> Fut,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let refusals = VoteRefusals::default();
-        signal(&refusals);
-        let stale = tokio::time::timeout(Duration::from_millis(50), wait(refusals.clone()));
-        assert!(
-            stale.await.is_err(),
-            "a signal before the wait must not wake it"
-        );
-        let waiting = tokio::spawn(wait(refusals.clone()));
-        // Signal until the waiter ends: its wait may start after the first signal.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while !waiting.is_finished() && tokio::time::Instant::now() < deadline {
-            signal(&refusals);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert!(waiting.is_finished(), "the waiting campaign was not woken");
     }
 }
