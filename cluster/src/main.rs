@@ -34,9 +34,11 @@ const EXAMPLES: &str = "\
 Examples:
   mqcluster up                                   # conf/dledger: a nameserver + 3 Raft replicas
   mqcluster up --base-port 20000 --data-dir /tmp/c1
+  mqcluster up --layout 2m-2s-sync               # broker-a, broker-b: master + slave + witness
   mqcluster status                               # --json for scripts
   mqcluster kill --leader RaftNode00             # SIGKILL the group's current leader
   mqcluster restart n0                           # same command line as before
+  mqcluster restart broker-a                     # classic: the master takes leadership back
   mqcluster down                                 # SIGTERM all; stores and logs stay
 
 Every sub-command takes --data-dir (default data/<layout>; for all but `up`, data/dledger or
@@ -55,9 +57,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the nameserver and brokers of a layout, wait for every group's leader to be
-    /// registered at the nameserver, print the addresses, and return
+    /// registered at the nameserver (a classic group's: with its slaves voting and in sync, and
+    /// the witness voting), print the addresses, and return
     Up(cmd::up::UpArgs),
-    /// Show every node: pid, alive, Raft role and term; and each group's leader
+    /// Show every node: pid, alive, Raft role and term; each group's leader; a classic
+    /// group's slaves (in sync or not, lag) and witness
     Status(cmd::status::StatusArgs),
     /// SIGKILL a node, or the current leader of a group
     Kill(cmd::kill::KillArgs),

@@ -90,8 +90,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// The "waiting for ..." line on stderr: redrawn in place on a terminal, otherwise
-/// written again only when its text changes (so logs of scripted runs stay short).
+/// A wait shorter than this shows no progress line: a quick command prints only its result.
+const QUIET_WAIT: Duration = Duration::from_secs(1);
+
+/// The "waiting for ..." line on stderr once a wait has lasted [`QUIET_WAIT`]: redrawn in
+/// place on a terminal, otherwise written again only when its text changes (so logs of
+/// scripted runs stay short).
 #[derive(Debug)]
 pub struct Progress {
     terminal: bool,
@@ -109,6 +113,9 @@ impl Progress {
 
     /// Shows `what`, then how long the wait has lasted (`elapsed`).
     pub fn show(&mut self, what: &str, elapsed: Duration) {
+        if elapsed < QUIET_WAIT {
+            return;
+        }
         let mut err = std::io::stderr();
         if self.terminal {
             let _ = write!(err, "\r\x1b[2K{what} ({:.1}s)", elapsed.as_secs_f64());
