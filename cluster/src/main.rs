@@ -41,9 +41,10 @@ Examples:
   mqcluster restart broker-a                     # classic: the master takes leadership back
   mqcluster down                                 # SIGTERM all; stores and logs stay
 
-Every sub-command takes --data-dir (default data/<layout>; for all but `up`, data/dledger or
-the only data/*/ with a cluster.json). mqbroker and mqnamesrv are taken from $MQCLUSTER_BIN_DIR,
-else from mqcluster's own directory, else from PATH.";
+Every sub-command takes --data-dir (default data/<layout>; for all but `up`, the one data/*/
+with a node running, else data/dledger, else the only data/*/ with a cluster.json). mqbroker
+and mqnamesrv are taken from $MQCLUSTER_BIN_DIR, else from mqcluster's own directory, else
+from PATH.";
 
 /// Start, inspect and stop a local raftmq cluster: a nameserver and the broker groups of a
 /// conf/ layout, each a separate process on 127.0.0.1.
