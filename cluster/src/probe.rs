@@ -317,7 +317,12 @@ impl Replica {
         } else {
             text.push_str(", not in sync");
         }
-        text.push_str(&format!(", {} entries", p.lag_entries));
+        let entries = if p.lag_entries == 1 {
+            "entry"
+        } else {
+            "entries"
+        };
+        text.push_str(&format!(", {} {entries}", p.lag_entries));
         if !p.witness {
             text.push_str(&format!(" ({})", bytes(p.lag_bytes)));
         }
@@ -531,6 +536,11 @@ pub(crate) mod tests {
             replicas[0].describe(),
             "voter (witness on 127.0.0.1:1), 0 entries behind"
         );
+        let one = Replica {
+            node: None,
+            progress: progress(1, "127.0.0.1:12", true, false, true, 1),
+        };
+        assert_eq!(one.describe(), "voter, in sync, 1 entry (100 B) behind");
         assert_eq!(replication_gap(&file, "broker-a", 2, &replicas), None);
         assert_eq!(snap.replicas(&file, "broker-b"), None);
 
