@@ -39,6 +39,11 @@ pub const MAX_NAMESRVS: u16 = 10;
 const FIRST_BROKER_OFFSET: u32 = 10;
 /// With `--base-port`, consecutive brokers' ports are this far apart.
 const BROKER_STRIDE: u32 = 10;
+/// A nameserver's `witnessStorePath` is this directory of its node directory
+/// (`<data-dir>/namesrv/witness`): the votes and log ids of the witnesses it hosts for classic
+/// groups stay with the cluster, survive a `restart namesrv`, and are never shared with another
+/// nameserver of the machine (the default, `~/namesrv/witness`, would be).
+pub const WITNESS_DIR: &str = "witness";
 
 /// The layouts of `conf/`, one directory each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,6 +71,21 @@ impl Layout {
             Layout::TwoMastersTwoSlavesAsync => "2m-2s-async",
             Layout::TwoMastersTwoSlavesSync => "2m-2s-sync",
         }
+    }
+
+    /// The layout whose directory is `name` (as cluster.json records it).
+    pub fn named(name: &str) -> Option<Layout> {
+        use clap::ValueEnum;
+        Layout::value_variants()
+            .iter()
+            .copied()
+            .find(|l| l.dir_name() == name)
+    }
+
+    /// Whether its groups are classic ones (`brokerRole` files: a master, its slaves and a
+    /// witness on the nameserver) rather than DLedger peers.
+    pub fn is_classic(self) -> bool {
+        self != Layout::Dledger
     }
 }
 
@@ -190,7 +210,8 @@ pub struct PlanInput<'a> {
     pub mqbroker: &'a Path,
     /// Where node `name` logs.
     pub log_path: &'a dyn Fn(&str) -> PathBuf,
-    /// Where broker `name` stores.
+    /// Where node `name` stores: a broker its `storePathRootDir`, a nameserver the parent
+    /// of its `witnessStorePath` ([`WITNESS_DIR`]).
     pub store_path: &'a dyn Fn(&str) -> PathBuf,
 }
 
@@ -217,12 +238,17 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<NodeRecord>> {
         } else {
             format!("namesrv{k}")
         };
+        let store = (input.store_path)(&name);
         let mut command = vec![path_arg(input.mqnamesrv)?];
         if let Some(conf) = input.namesrv_conf {
             command.extend(["-c".to_owned(), path_arg(conf)?]);
         }
         command.extend(set("listenPort", &ports.namesrv(k).to_string()));
         command.extend(set("bindAddress", LOOPBACK));
+        command.extend(set(
+            "witnessStorePath",
+            &path_arg(&store.join(WITNESS_DIR))?,
+        ));
         nodes.push(NodeRecord {
             log: (input.log_path)(&name),
             name,
@@ -231,14 +257,16 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<NodeRecord>> {
             addr: addr.clone(),
             raft_addr: None,
             command,
-            store: None,
+            store: Some(store),
             pid: None,
         });
     }
 
     let names: Vec<String> = input.brokers.iter().map(BrokerConf::node_name).collect();
     for (i, name) in names.iter().enumerate() {
-        if name.is_empty() || names[..i].contains(name) {
+        // A node's name is its directory in the data dir: no two nodes may share one.
+        let namesrv_name = nodes.iter().any(|n| n.name == *name);
+        if name.is_empty() || names[..i].contains(name) || namesrv_name {
             bail!(
                 "{}: node name {name:?} is not unique in the layout",
                 input.brokers[i].file.display()
@@ -476,9 +504,12 @@ mod tests {
                 "--set",
                 "listenPort=9876",
                 "--set",
-                "bindAddress=127.0.0.1"
+                "bindAddress=127.0.0.1",
+                "--set",
+                "witnessStorePath=/data/namesrv/witness"
             ]
         );
+        assert_eq!(nodes[0].store, Some(PathBuf::from("/data/namesrv")));
         assert_eq!(nodes[2].addr, "127.0.0.1:30921");
         assert_eq!(nodes[2].raft_addr.as_deref(), Some("127.0.0.1:40912"));
         assert_eq!(
@@ -519,6 +550,11 @@ mod tests {
         );
         assert_eq!(nodes[0].name, "namesrv0");
         assert_eq!(nodes[1].name, "namesrv1");
+        // Each nameserver keeps its own witnesses.
+        assert_eq!(
+            arg_after(&nodes[1], "witnessStorePath"),
+            Some("/data/namesrv1/witness")
+        );
         for broker in &nodes[2..] {
             assert!(broker
                 .command
@@ -568,6 +604,13 @@ mod tests {
         let twins = [dledger_conf("n0", 1), dledger_conf("n0", 2)];
         let err = run_plan(&twins, None, 1).unwrap_err().to_string();
         assert!(err.contains("\"n0\" is not unique"), "{err}");
+        // A broker named like a nameserver would share its directory.
+        let namesake = [classic_conf("namesrv", "broker-a", 10911)];
+        let err = run_plan(&namesake, None, 1).unwrap_err().to_string();
+        assert!(err.contains("\"namesrv\" is not unique"), "{err}");
+        assert!(Layout::named("2m-2s-sync").is_some_and(Layout::is_classic));
+        assert!(!Layout::named("dledger").is_some_and(Layout::is_classic));
+        assert_eq!(Layout::named("3m"), None);
         assert!(run_plan(&dledger(), None, 0).is_err());
     }
 

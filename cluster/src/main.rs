@@ -34,14 +34,17 @@ const EXAMPLES: &str = "\
 Examples:
   mqcluster up                                   # conf/dledger: a nameserver + 3 Raft replicas
   mqcluster up --base-port 20000 --data-dir /tmp/c1
+  mqcluster up --layout 2m-2s-sync               # broker-a, broker-b: master + slave + witness
   mqcluster status                               # --json for scripts
   mqcluster kill --leader RaftNode00             # SIGKILL the group's current leader
   mqcluster restart n0                           # same command line as before
+  mqcluster restart broker-a                     # classic: the master takes leadership back
   mqcluster down                                 # SIGTERM all; stores and logs stay
 
-Every sub-command takes --data-dir (default data/<layout>; for all but `up`, data/dledger or
-the only data/*/ with a cluster.json). mqbroker and mqnamesrv are taken from $MQCLUSTER_BIN_DIR,
-else from mqcluster's own directory, else from PATH.";
+Every sub-command takes --data-dir (default data/<layout>; for all but `up`, the one data/*/
+with a node running, else data/dledger, else the only data/*/ with a cluster.json). mqbroker
+and mqnamesrv are taken from $MQCLUSTER_BIN_DIR, else from mqcluster's own directory, else
+from PATH.";
 
 /// Start, inspect and stop a local raftmq cluster: a nameserver and the broker groups of a
 /// conf/ layout, each a separate process on 127.0.0.1.
@@ -55,9 +58,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the nameserver and brokers of a layout, wait for every group's leader to be
-    /// registered at the nameserver, print the addresses, and return
+    /// registered at the nameserver (a classic group's: with its slaves voting and in sync, and
+    /// the witness voting), print the addresses, and return
     Up(cmd::up::UpArgs),
-    /// Show every node: pid, alive, Raft role and term; and each group's leader
+    /// Show every node: pid, alive, Raft role and term; each group's leader; a classic
+    /// group's slaves (in sync or not, lag) and witness
     Status(cmd::status::StatusArgs),
     /// SIGKILL a node, or the current leader of a group
     Kill(cmd::kill::KillArgs),

@@ -238,6 +238,153 @@ impl Snapshot {
     pub fn namesrvs(file: &ClusterFile) -> impl Iterator<Item = usize> + '_ {
         (0..file.nodes.len()).filter(|&i| file.nodes[i].kind == NodeKind::Namesrv)
     }
+
+    /// The group's other members as its leader last reported them to nameserver `ns`
+    /// (`GroupRoute.replicas`: slaves with their in-sync state and lag, the witness); none
+    /// when that nameserver has no leader for the group. Empty until the leader reports.
+    pub fn namesrv_replicas(
+        &self,
+        file: &ClusterFile,
+        ns: usize,
+        group: &str,
+    ) -> Option<Vec<Replica>> {
+        let route = self.nodes[ns]
+            .routes
+            .as_ref()?
+            .iter()
+            .find(|r| r.broker_name == group && r.leader_node_id.is_some())?;
+        Some(
+            route
+                .replicas
+                .iter()
+                .map(|progress| Replica {
+                    node: (!progress.witness)
+                        .then(|| {
+                            Self::members(file, group).find(|&i| {
+                                file.nodes[i].raft_addr.as_deref() == Some(&progress.address)
+                            })
+                        })
+                        .flatten(),
+                    progress: progress.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// [`Snapshot::namesrv_replicas`] of the answering nameserver that routes to the group's
+    /// leader in the highest term, with that nameserver's index.
+    pub fn replicas(&self, file: &ClusterFile, group: &str) -> Option<(usize, Vec<Replica>)> {
+        Self::namesrvs(file)
+            .filter_map(|ns| match self.namesrv_route(file, ns, group) {
+                NamesrvRoute::Leader { term, .. } => Some((ns, term)),
+                _ => None,
+            })
+            .max_by_key(|&(ns, term)| (term, std::cmp::Reverse(ns)))
+            .and_then(|(ns, _)| Some((ns, self.namesrv_replicas(file, ns, group)?)))
+    }
+}
+
+/// One member of a group other than its leader, as the leader reported it to a nameserver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replica {
+    /// The broker of the cluster file at that replication address; none for the witness (or
+    /// a member no node of the file listens for).
+    pub node: Option<usize>,
+    /// What the leader reported.
+    pub progress: pb::ReplicaProgress,
+}
+
+impl Replica {
+    /// `broker-a-s`, `witness`, or the replication address of a member the file does not
+    /// know.
+    pub fn name(&self, file: &ClusterFile) -> String {
+        match (self.node, self.progress.witness) {
+            (_, true) => "witness".to_owned(),
+            (Some(i), false) => file.nodes[i].name.clone(),
+            (None, false) => self.progress.address.clone(),
+        }
+    }
+
+    /// `voter, in sync, 0 entries (0 B) behind` / `learner, not in sync, 12 entries
+    /// (3.1 KiB) behind` / `voter (witness on 127.0.0.1:9876), 0 entries behind`.
+    pub fn describe(&self) -> String {
+        let p = &self.progress;
+        let mut text = if p.voter { "voter" } else { "learner" }.to_owned();
+        if p.witness {
+            text.push_str(&format!(" (witness on {})", p.address));
+        } else if p.in_sync {
+            text.push_str(", in sync");
+        } else {
+            text.push_str(", not in sync");
+        }
+        let entries = if p.lag_entries == 1 {
+            "entry"
+        } else {
+            "entries"
+        };
+        text.push_str(&format!(", {} {entries}", p.lag_entries));
+        if !p.witness {
+            text.push_str(&format!(" ({})", bytes(p.lag_bytes)));
+        }
+        text.push_str(" behind");
+        text
+    }
+}
+
+/// `512 B`, `3.1 KiB`, `12.0 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// What keeps a classic group from being replicated as its layout means it to be: every
+/// member but the leader a voter and in sync, and the witness a voter; none once it is.
+/// `leader` is the group's leader (index into `ClusterFile::nodes`), `replicas` what it
+/// reported. A group of one broker (`2m-noslave`) has nothing to wait for.
+pub fn replication_gap(
+    file: &ClusterFile,
+    group: &str,
+    leader: usize,
+    replicas: &[Replica],
+) -> Option<String> {
+    let slaves: Vec<usize> = Snapshot::members(file, group)
+        .filter(|&i| i != leader)
+        .collect();
+    if slaves.is_empty() {
+        return None;
+    }
+    if replicas.is_empty() {
+        return Some(format!(
+            "{} has not reported its replicas to the nameserver yet",
+            file.nodes[leader].name
+        ));
+    }
+    let mut missing = Vec::new();
+    for slave in slaves {
+        let name = &file.nodes[slave].name;
+        match replicas.iter().find(|r| r.node == Some(slave)) {
+            None => missing.push(format!("{name} has not joined")),
+            Some(r) if !(r.progress.voter && r.progress.in_sync) => {
+                missing.push(format!("{name} is a {}", r.describe()));
+            }
+            Some(_) => {}
+        }
+    }
+    match replicas.iter().find(|r| r.progress.witness) {
+        None => missing.push("no witness yet".to_owned()),
+        Some(w) if !w.progress.voter => missing.push("the witness is not a voter yet".to_owned()),
+        Some(_) => {}
+    }
+    (!missing.is_empty()).then(|| missing.join(", "))
 }
 
 #[cfg(test)]
@@ -299,6 +446,181 @@ pub(crate) mod tests {
                 ..Default::default()
             }]),
         }
+    }
+
+    /// A 2m-2s cluster file: namesrv (port 1), then broker-a-s (client 11, replication 12)
+    /// and broker-a (client 21, replication 22) of group broker-a.
+    pub(crate) fn classic_file() -> ClusterFile {
+        let mut file = dledger_file();
+        file.layout = "2m-2s-sync".into();
+        file.nodes.truncate(3);
+        for (node, name) in file.nodes[1..].iter_mut().zip(["broker-a-s", "broker-a"]) {
+            node.name = name.into();
+            node.group = Some("broker-a".into());
+            let port: u16 = node.addr.rsplit(':').next().unwrap().parse().unwrap();
+            node.raft_addr = Some(format!("127.0.0.1:{}", port + 1));
+        }
+        file
+    }
+
+    /// What the leader reports of one member: (node id, replication address, voter,
+    /// witness, in sync, lag entries).
+    pub(crate) fn progress(
+        node_id: u64,
+        address: &str,
+        voter: bool,
+        witness: bool,
+        in_sync: bool,
+        lag_entries: u64,
+    ) -> pb::ReplicaProgress {
+        pb::ReplicaProgress {
+            node_id,
+            address: address.into(),
+            voter,
+            witness,
+            matched: Some(pb::LogId {
+                term: 1,
+                node_id: 0,
+                index: 20 - lag_entries,
+            }),
+            in_sync,
+            lag_entries,
+            lag_bytes: if witness { 0 } else { lag_entries * 100 },
+        }
+    }
+
+    /// A nameserver routing broker-a to broker-a (port 21) in term 2, with these replicas.
+    pub(crate) fn classic_namesrv(replicas: Vec<pb::ReplicaProgress>) -> NodeStatus {
+        NodeStatus {
+            pid: Some(1),
+            broker: None,
+            routes: Some(vec![pb::GroupRoute {
+                broker_name: "broker-a".into(),
+                leader_node_id: Some(0),
+                leader_addr: "127.0.0.1:21".into(),
+                term: 2,
+                replicas,
+                ..Default::default()
+            }]),
+        }
+    }
+
+    /// The slave voting and in sync, the witness voting.
+    pub(crate) fn in_sync_replicas() -> Vec<pb::ReplicaProgress> {
+        vec![
+            progress(1_000_000, "127.0.0.1:1", true, true, false, 0),
+            progress(1, "127.0.0.1:12", true, false, true, 0),
+        ]
+    }
+
+    #[test]
+    fn replicas_come_from_the_route_and_map_to_nodes() {
+        let file = classic_file();
+        let snap = Snapshot {
+            nodes: vec![
+                classic_namesrv(in_sync_replicas()),
+                view(RaftRole::Follower, 2, Some(21)),
+                view(RaftRole::Leader, 2, Some(21)),
+            ],
+        };
+        let (ns, replicas) = snap.replicas(&file, "broker-a").unwrap();
+        assert_eq!(ns, 0);
+        let names: Vec<String> = replicas.iter().map(|r| r.name(&file)).collect();
+        assert_eq!(names, ["witness", "broker-a-s"]);
+        assert_eq!(replicas[1].node, Some(1));
+        assert_eq!(
+            replicas[1].describe(),
+            "voter, in sync, 0 entries (0 B) behind"
+        );
+        assert_eq!(
+            replicas[0].describe(),
+            "voter (witness on 127.0.0.1:1), 0 entries behind"
+        );
+        let one = Replica {
+            node: None,
+            progress: progress(1, "127.0.0.1:12", true, false, true, 1),
+        };
+        assert_eq!(one.describe(), "voter, in sync, 1 entry (100 B) behind");
+        assert_eq!(replication_gap(&file, "broker-a", 2, &replicas), None);
+        assert_eq!(snap.replicas(&file, "broker-b"), None);
+
+        // A nameserver without a leader for the group has no replicas to show.
+        let mut no_leader = snap.clone();
+        no_leader.nodes[0] = namesrv(None);
+        assert_eq!(no_leader.replicas(&file, "broker-a"), None);
+    }
+
+    #[test]
+    fn the_gap_names_what_a_classic_group_still_lacks() {
+        let file = classic_file();
+        let gap = |replicas: Vec<pb::ReplicaProgress>| {
+            let replicas: Vec<Replica> = Snapshot {
+                nodes: vec![classic_namesrv(replicas)],
+            }
+            .namesrv_replicas(&file, 0, "broker-a")
+            .unwrap();
+            replication_gap(&file, "broker-a", 2, &replicas)
+        };
+        assert_eq!(
+            gap(Vec::new()).as_deref(),
+            Some("broker-a has not reported its replicas to the nameserver yet")
+        );
+        assert_eq!(
+            gap(vec![progress(
+                1_000_000,
+                "127.0.0.1:1",
+                true,
+                true,
+                false,
+                0
+            )])
+            .as_deref(),
+            Some("broker-a-s has not joined")
+        );
+        assert_eq!(
+            gap(vec![progress(1, "127.0.0.1:12", false, false, false, 12)]).as_deref(),
+            Some(
+                "broker-a-s is a learner, not in sync, 12 entries (1.2 KiB) behind, no witness yet"
+            )
+        );
+        assert_eq!(
+            gap(vec![
+                progress(1, "127.0.0.1:12", true, false, false, 3),
+                progress(1_000_000, "127.0.0.1:1", false, true, false, 0),
+            ])
+            .as_deref(),
+            Some(
+                "broker-a-s is a voter, not in sync, 3 entries (300 B) behind, the witness is \
+                 not a voter yet"
+            )
+        );
+        assert_eq!(gap(in_sync_replicas()), None);
+        // After a failover the old master is the member to wait for.
+        let after = vec![
+            progress(0, "127.0.0.1:22", true, false, true, 0),
+            progress(1_000_000, "127.0.0.1:1", true, true, false, 0),
+        ];
+        let replicas = Snapshot {
+            nodes: vec![classic_namesrv(after)],
+        }
+        .namesrv_replicas(&file, 0, "broker-a")
+        .unwrap();
+        assert_eq!(replication_gap(&file, "broker-a", 1, &replicas), None);
+        assert!(replication_gap(&file, "broker-a", 2, &replicas).is_some());
+
+        // A group of one broker waits for nothing.
+        let mut alone = file.clone();
+        alone.nodes.truncate(2);
+        assert_eq!(replication_gap(&alone, "broker-a", 1, &[]), None);
+    }
+
+    #[test]
+    fn byte_counts_read_well() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(3174), "3.1 KiB");
+        assert_eq!(bytes(12 << 20), "12.0 MiB");
+        assert_eq!(bytes(u64::MAX), "16777216.0 TiB");
     }
 
     #[test]

@@ -82,9 +82,62 @@ pub fn group_lines(file: &ClusterFile, snap: &Snapshot) -> Vec<String> {
                     }
                 })
                 .collect();
-            format!("{group}: {brokers}; {}", routes.join("; "))
+            let mut lines = vec![format!("{group}: {brokers}; {}", routes.join("; "))];
+            if file.is_classic() {
+                lines.extend(replica_lines(file, snap, group));
+            }
+            lines
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+/// A classic group's members other than its leader, as the leader last reported them to the
+/// nameserver (`GroupRoute.replicas`): one indented line each, the witness last. Nothing for
+/// a group of one broker.
+pub fn replica_lines(file: &ClusterFile, snap: &Snapshot, group: &str) -> Vec<String> {
+    let members = file
+        .nodes
+        .iter()
+        .filter(|n| n.group.as_deref() == Some(group))
+        .count();
+    if members < 2 {
+        return Vec::new();
+    }
+    let Some((ns, mut replicas)) = snap.replicas(file, group) else {
+        return vec!["  replicas: unknown (no nameserver routes to a leader)".to_owned()];
+    };
+    if replicas.is_empty() {
+        return vec!["  replicas: not reported by the leader yet".to_owned()];
+    }
+    replicas.sort_by_key(|r| (r.progress.witness, r.progress.node_id));
+    let names: Vec<String> = replicas.iter().map(|r| r.name(file)).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let mut lines: Vec<String> = replicas
+        .iter()
+        .zip(&names)
+        .map(|(r, name)| {
+            let down = r.node.is_some_and(|i| snap.nodes[i].pid.is_none());
+            format!(
+                "  {name:<width$}  {}{}",
+                r.describe(),
+                if down { " (down)" } else { "" }
+            )
+        })
+        .collect();
+    // A dead leader's report stays in the routes until its registration expires.
+    if let NamesrvRoute::Leader {
+        node: Some(leader), ..
+    } = snap.namesrv_route(file, ns, group)
+    {
+        if snap.nodes[leader].pid.is_none() {
+            lines.push(format!(
+                "  (as {} reported it before it went down)",
+                file.nodes[leader].name
+            ));
+        }
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -92,8 +145,55 @@ mod tests {
     use proto::v1::RaftRole;
 
     use super::*;
-    use crate::probe::tests::{dledger_file, namesrv, view};
+    use crate::probe::tests::{
+        classic_file, classic_namesrv, dledger_file, in_sync_replicas, namesrv, progress, view,
+    };
     use crate::probe::NodeStatus;
+
+    #[test]
+    fn a_classic_group_shows_its_slaves_and_witness() {
+        let file = classic_file();
+        let mut snap = Snapshot {
+            nodes: vec![
+                classic_namesrv(in_sync_replicas()),
+                view(RaftRole::Follower, 2, Some(21)),
+                view(RaftRole::Leader, 2, Some(21)),
+            ],
+        };
+        assert_eq!(
+            group_lines(&file, &snap),
+            [
+                "broker-a: leader broker-a in term 2; 127.0.0.1:1 routes to broker-a (term 2)",
+                "  broker-a-s  voter, in sync, 0 entries (0 B) behind",
+                "  witness     voter (witness on 127.0.0.1:1), 0 entries behind",
+            ]
+        );
+        // The slave is gone, the leader has not noticed yet.
+        snap.nodes[1] = NodeStatus::default();
+        snap.nodes[0] = classic_namesrv(vec![progress(1, "127.0.0.1:12", true, false, false, 5)]);
+        assert_eq!(
+            replica_lines(&file, &snap, "broker-a"),
+            ["  broker-a-s  voter, not in sync, 5 entries (500 B) behind (down)"]
+        );
+        // The leader is gone: its last report, said to be one.
+        snap.nodes[2] = NodeStatus::default();
+        assert_eq!(
+            replica_lines(&file, &snap, "broker-a")
+                .last()
+                .map(String::as_str),
+            Some("  (as broker-a reported it before it went down)")
+        );
+        snap.nodes[0] = classic_namesrv(Vec::new());
+        assert_eq!(
+            replica_lines(&file, &snap, "broker-a"),
+            ["  replicas: not reported by the leader yet"]
+        );
+        snap.nodes[0] = NodeStatus::default();
+        assert_eq!(
+            replica_lines(&file, &snap, "broker-a"),
+            ["  replicas: unknown (no nameserver routes to a leader)"]
+        );
+    }
 
     #[test]
     fn the_table_and_group_lines_read_well() {

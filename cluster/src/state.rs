@@ -52,7 +52,8 @@ pub struct NodeRecord {
     pub command: Vec<String>,
     /// Its stdout and stderr (appended to across restarts).
     pub log: PathBuf,
-    /// Its store (`storePathRootDir`); none for a nameserver.
+    /// Its directory of the data dir: a broker's store (`storePathRootDir`), a nameserver's
+    /// witness stores (under `witness/`); none for a nameserver recorded by an older mqcluster.
     pub store: Option<PathBuf>,
     /// Pid of the last start; none once `down` stopped it (or before it was started).
     pub pid: Option<u32>,
@@ -96,6 +97,11 @@ impl ClusterFile {
     /// The `-n` value for clients: the nameserver addresses joined with `;`.
     pub fn namesrv_list(&self) -> String {
         self.namesrv_addrs.join(";")
+    }
+
+    /// Whether the layout's groups are classic ones (master, slaves, witness).
+    pub fn is_classic(&self) -> bool {
+        crate::layout::Layout::named(&self.layout).is_some_and(crate::layout::Layout::is_classic)
     }
 
     /// Broker group names in layout order, each once.
@@ -198,7 +204,7 @@ impl DataDir {
         self.path.join("logs").join(format!("{name}.log"))
     }
 
-    /// Where broker `name` keeps its store.
+    /// Where node `name` keeps its store (a nameserver: its witness stores).
     pub fn store_path(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }

@@ -46,8 +46,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for w in &warnings {
-        tracing::warn!("{w}");
+    for line in broker::config::warning_lines(&warnings) {
+        tracing::warn!("{line}");
     }
     if args.server.print_config {
         print!("{}", config.to_properties_text());

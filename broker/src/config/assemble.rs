@@ -17,6 +17,10 @@ use super::{BrokerConfig, ConfigError, DLedgerConfig, Environment};
 
 /// RocketMQ's name for a broker whose host name cannot be found.
 const UNKNOWN_HOST_BROKER_NAME: &str = "DEFAULT_BROKER";
+/// Why `mappedFileSizeConsumeQueue` has no effect.
+const CONSUME_QUEUES_IN_MEMORY: &str =
+    "raftmq keeps consume queues in memory, built from the commitlog; there are no consume \
+     queue files to size";
 
 pub(super) fn assemble(
     settings: &Settings,
@@ -47,6 +51,20 @@ pub(super) fn assemble(
         None => store_path_root_dir.join("commitlog"),
     };
     let dledger = dledger(settings, &broker_name, listen_port, warnings)?;
+    let consume_queue_file_size = settings.value(&MAPPED_FILE_SIZE_CONSUME_QUEUE)?;
+    if let Some(set) = settings
+        .property(&MAPPED_FILE_SIZE_CONSUME_QUEUE)
+        .filter(|_| Some(consume_queue_file_size) != default_value(&MAPPED_FILE_SIZE_CONSUME_QUEUE))
+    {
+        // Checked and shown by `-p` (RocketMQ's files carry it, and it will size consume
+        // queue files once they exist), but nothing uses it yet: a value other than the
+        // default is reported with the ignored keys rather than believed to take effect.
+        warnings.push(Warning::Ignored {
+            at: set.at.clone(),
+            key: set.key.clone(),
+            why: CONSUME_QUEUES_IN_MEMORY,
+        });
+    }
     let broker_role = broker_role(settings, broker_id, dledger.is_some(), warnings)?;
     let acl_enable = settings.value(&ACL_ENABLE)?;
     if acl_enable {
@@ -75,7 +93,7 @@ pub(super) fn assemble(
         store_path_root_dir,
         store_path_commit_log,
         mapped_file_size_commit_log: settings.value(&MAPPED_FILE_SIZE_COMMIT_LOG)?,
-        mapped_file_size_consume_queue: settings.value(&MAPPED_FILE_SIZE_CONSUME_QUEUE)?,
+        mapped_file_size_consume_queue: consume_queue_file_size,
         max_message_size: settings.value(&MAX_MESSAGE_SIZE)?,
         flush_interval_commit_log: Duration::from_millis(
             settings.value(&FLUSH_INTERVAL_COMMIT_LOG)?,
@@ -328,6 +346,11 @@ fn expand_home<T>(
         }
         .into()),
     }
+}
+
+/// The key table's default of `key`, parsed.
+fn default_value<T>(key: &Key<T>) -> Option<T> {
+    key.default.and_then(|raw| (key.parse)(raw).ok())
 }
 
 fn conflict<T>(settings: &Settings, key: &Key<T>, message: String) -> ConfigError {

@@ -479,6 +479,11 @@ const IGNORED: &[IgnoredKeys] = &[
         names: &["haMasterAddress"],
     },
     IgnoredKeys {
+        why: "RocketMQ 4's second client port (the VIP channel, listenPort - 2); raftmq has one \
+              client port, listenPort",
+        names: &["fastListenPort"],
+    },
+    IgnoredKeys {
         why: "RocketMQ 5 controller mode; raftmq elects masters with Raft",
         names: &[
             "enableControllerMode",

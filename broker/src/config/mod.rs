@@ -336,6 +336,64 @@ impl BrokerConfig {
     }
 }
 
+/// The warnings of a load as the lines to log: every ignored key together in one line
+/// (grouped by why it is ignored, in the order they were met), placed where the first of them
+/// was, and each other warning on its own line. A RocketMQ tutorial file carries a dozen keys
+/// that mean nothing here; one line says so without burying the warnings that matter.
+pub fn warning_lines(warnings: &[Warning]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut ignored_at = None;
+    // (why, [(key, where)]) in order of first appearance.
+    let mut ignored: Vec<(&str, Vec<(&str, &Source)>)> = Vec::new();
+    for warning in warnings {
+        let Warning::Ignored { at, key, why } = warning else {
+            lines.push(warning.to_string());
+            continue;
+        };
+        ignored_at.get_or_insert(lines.len());
+        match ignored.iter_mut().find(|(w, _)| w == why) {
+            Some((_, keys)) => keys.push((key, at)),
+            None => ignored.push((why, vec![(key.as_str(), at)])),
+        }
+    }
+    if let Some(index) = ignored_at {
+        let count: usize = ignored.iter().map(|(_, keys)| keys.len()).sum();
+        let mut places: Vec<String> = Vec::new();
+        for (_, keys) in &ignored {
+            for (_, at) in keys {
+                let place = match at {
+                    Source::File { path, .. } => path.display().to_string(),
+                    other => other.to_string(),
+                };
+                if !places.contains(&place) {
+                    places.push(place);
+                }
+            }
+        }
+        let groups: Vec<String> = ignored
+            .iter()
+            .map(|(why, keys)| {
+                let keys: Vec<String> = keys
+                    .iter()
+                    .map(|(key, at)| match at {
+                        Source::File { line, .. } => format!("{key} (line {line})"),
+                        _ => (*key).to_owned(),
+                    })
+                    .collect();
+                format!("{} [{why}]", keys.join(", "))
+            })
+            .collect();
+        let line = format!(
+            "{}: {count} RocketMQ key{} ignored: {}",
+            places.join(", "),
+            if count == 1 { "" } else { "s" },
+            groups.join("; ")
+        );
+        lines.insert(index, line);
+    }
+    lines
+}
+
 fn joined<T: ToString>(items: &[T]) -> String {
     items
         .iter()

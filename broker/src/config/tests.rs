@@ -281,10 +281,21 @@ fn page_cache_window_takes_bytes_and_zero_turns_it_off() {
 
 #[test]
 fn legacy_maped_aliases_work() {
-    let config = clean("mapedFileSizeCommitLog=65536\nmapedFileSizeConsumeQueue=6001");
+    let (config, warned) = load_text(
+        "mapedFileSizeCommitLog=65536\nmapedFileSizeConsumeQueue=6001",
+        &[],
+    )
+    .unwrap();
     assert_eq!(config.mapped_file_size_commit_log, 65536);
     // Rounded up to whole 20-byte units, as RocketMQ does.
     assert_eq!(config.mapped_file_size_consume_queue, 6020);
+    // Consume queues have no files yet: the size is checked, shown, and said to be ignored.
+    assert!(
+        matches!(&warned[..], [Warning::Ignored { key, .. }] if key == "mapedFileSizeConsumeQueue"),
+        "{warned:?}"
+    );
+    // Its default asks for nothing: `-p` output loads back without a warning.
+    assert!(warnings("mappedFileSizeConsumeQueue=6000000", &[]).is_empty());
     assert_eq!(
         error("mapedFileSizeCommitLog=1", &[]),
         format!("{LABEL}:1: mapedFileSizeCommitLog = 1 is not allowed; expected an integer from 4096 to 2147483647")
@@ -665,7 +676,8 @@ fn classic_tutorial_file_starts_with_only_ignored_key_warnings() {
             "storePathConsumeQueue",
             "storePathIndex",
             "storeCheckpoint",
-            "abortFile"
+            "abortFile",
+            "mapedFileSizeConsumeQueue"
         ]
     );
 }
@@ -680,4 +692,159 @@ fn server_worker_threads_sizes_the_runtime() {
         e.contains(":1:") && e.contains("serverWorkerThreads"),
         "{e}"
     );
+}
+
+/// A RocketMQ 4.x tutorial's `broker-a.properties` (the 2m-2s-async master of the common
+/// "cluster on three hosts" guides), every tuning key included.
+const TUTORIAL_BROKER_A: &str = "\
+#所属集群名字
+brokerClusterName=rocketmq-cluster
+#broker名字，注意此处不同的配置文件填写的不一样
+brokerName=broker-a
+#0 表示 Master，>0 表示 Slave
+brokerId=0
+#nameServer地址，分号分割
+namesrvAddr=rocketmq-nameserver1:9876;rocketmq-nameserver2:9876
+brokerIP1=192.168.1.10
+brokerIP2=10.0.0.10
+#在发送消息时，自动创建服务器不存在的topic，默认创建的队列数
+defaultTopicQueueNums=4
+autoCreateTopicEnable=true
+autoCreateSubscriptionGroup=true
+#Broker 对外服务的监听端口
+listenPort=10911
+haListenPort=10915
+fastListenPort=10909
+deleteWhen=04
+fileReservedTime=120
+#commitLog每个文件的大小默认1G
+mapedFileSizeCommitLog=1073741824
+#ConsumeQueue每个文件默认存30W条，根据业务情况调整
+mapedFileSizeConsumeQueue=300000
+destroyMapedFileIntervalForcibly=120000
+redeleteHangedFileInterval=120000
+diskMaxUsedSpaceRatio=88
+storePathRootDir=/usr/local/rocketmq/store
+storePathCommitLog=/data/rocketmq/commitlog
+storePathConsumeQueue=/usr/local/rocketmq/store/consumequeue
+storePathIndex=/usr/local/rocketmq/store/index
+storeCheckpoint=/usr/local/rocketmq/store/checkpoint
+abortFile=/usr/local/rocketmq/store/abort
+maxMessageSize=65536
+flushCommitLogLeastPages=4
+flushConsumeQueueLeastPages=2
+flushCommitLogThoroughInterval=10000
+flushConsumeQueueThoroughInterval=60000
+brokerRole=ASYNC_MASTER
+flushDiskType=ASYNC_FLUSH
+checkTransactionMessageEnable=false
+sendMessageThreadPoolNums=128
+pullMessageThreadPoolNums=128
+";
+
+#[test]
+fn rocketmq_4_tutorial_broker_file_starts_unchanged() {
+    let (config, warned) = load_text(TUTORIAL_BROKER_A, &[]).unwrap();
+
+    // Honoured: the keys that mean something here, old spellings included.
+    assert_eq!(config.broker_cluster_name, "rocketmq-cluster");
+    assert_eq!(config.broker_name, "broker-a");
+    assert_eq!(config.broker_id, 0);
+    assert_eq!(config.broker_role, BrokerRole::AsyncMaster);
+    assert_eq!(config.namesrv_addr.len(), 2);
+    assert_eq!(config.listen_port, 10911);
+    // Replicas reach this broker at brokerIP2:haListenPort; clients at brokerIP1:listenPort.
+    assert_eq!(config.broker_ip1, "192.168.1.10");
+    assert_eq!(config.broker_ip2, "10.0.0.10");
+    assert_eq!(config.ha_listen_port, 10915);
+    assert_eq!(
+        config.store_path_root_dir,
+        Path::new("/usr/local/rocketmq/store")
+    );
+    // The commitlog (the Raft log) goes where storePathCommitLog says, not under the root.
+    assert_eq!(
+        config.store_path_commit_log,
+        Path::new("/data/rocketmq/commitlog")
+    );
+    assert_eq!(config.mapped_file_size_commit_log, 1 << 30);
+    assert_eq!(config.max_message_size, 65536);
+    assert_eq!(config.default_topic_queue_nums, 4);
+    assert!(config.auto_create_topic_enable);
+    assert_eq!(config.delete_when, [4]);
+    assert_eq!(config.file_reserved_time, Duration::from_secs(120 * 3600));
+    assert_eq!(config.disk_max_used_space_ratio, 88);
+    assert_eq!(config.flush_disk_type, FlushDiskType::AsyncFlush);
+
+    // Ignored, each reported once and nothing else warned about.
+    let ignored: Vec<&str> = warned
+        .iter()
+        .map(|w| match w {
+            Warning::Ignored { key, .. } => key.as_str(),
+            other => panic!("unexpected warning: {other}"),
+        })
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            "autoCreateSubscriptionGroup",
+            "fastListenPort",
+            "destroyMapedFileIntervalForcibly",
+            "redeleteHangedFileInterval",
+            "storePathConsumeQueue",
+            "storePathIndex",
+            "storeCheckpoint",
+            "abortFile",
+            "flushCommitLogLeastPages",
+            "flushConsumeQueueLeastPages",
+            "flushCommitLogThoroughInterval",
+            "flushConsumeQueueThoroughInterval",
+            "checkTransactionMessageEnable",
+            "sendMessageThreadPoolNums",
+            "pullMessageThreadPoolNums",
+            "mapedFileSizeConsumeQueue",
+        ]
+    );
+
+    // Logged as a single line naming the file and every ignored key with its line.
+    let lines = warning_lines(&warned);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line = &lines[0];
+    assert!(
+        line.starts_with(&format!("{LABEL}: 16 RocketMQ keys ignored: ")),
+        "{line}"
+    );
+    for key in ignored {
+        assert!(
+            line.contains(&format!("{key} (line ")),
+            "{key} missing: {line}"
+        );
+    }
+    assert!(
+        line.contains(
+            "sendMessageThreadPoolNums (line 42), pullMessageThreadPoolNums (line 43) [a JVM \
+             thread-pool setting; raftmq runs on an async runtime]"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn warning_lines_keep_other_warnings_apart_and_in_order() {
+    let (_, warned) = load_text(
+        "brokerRol=SLAVE\nrocketmqHome=/opt/rmq\nlistenPort=1\nlistenPort=2\n",
+        &["traceOn=true"],
+    )
+    .unwrap();
+    assert_eq!(
+        warning_lines(&warned),
+        [
+            format!("{LABEL}:1: unknown key \"brokerRol\" is ignored; did you mean brokerRole?"),
+            format!(
+                "{LABEL}, --set: 2 RocketMQ keys ignored: rocketmqHome (line 2) [the Java \
+                 installation directory]; traceOn [a RocketMQ feature raftmq does not implement]"
+            ),
+            format!("{LABEL}:4: listenPort is set again; this value replaces the one at line 3"),
+        ]
+    );
+    assert!(warning_lines(&[]).is_empty());
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use crate::process;
 use crate::state::DataDir;
 
 /// Where `up` puts a layout's cluster when no `--data-dir` is given: `data/<layout>`,
@@ -24,8 +25,8 @@ pub fn default_data_dir(layout: &str) -> PathBuf {
 /// `--data-dir` of the commands that act on a running cluster.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DataDirArg {
-    /// The cluster's data dir, as given to `up` [default: data/dledger, else the only
-    /// data/*/ holding a cluster.json]
+    /// The cluster's data dir, as given to `up` [default: the one data/*/ with a node
+    /// running, else data/dledger, else the only data/*/ holding a cluster.json]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
@@ -40,12 +41,10 @@ impl DataDirArg {
     }
 }
 
-/// `data/dledger` when it holds a cluster, else the one directory of `data` that does.
+/// The one cluster of `data` with a process running (after `down` of one layout and `up` of
+/// another, the one that runs); else `data/dledger` when it holds a cluster; else the one
+/// directory of `data` that does.
 fn default_cluster_dir(data: &Path) -> Result<PathBuf> {
-    let dledger = data.join("dledger");
-    if dledger.join("cluster.json").is_file() {
-        return Ok(dledger);
-    }
     let mut found: Vec<PathBuf> = std::fs::read_dir(data)
         .map(|entries| {
             entries
@@ -55,6 +54,14 @@ fn default_cluster_dir(data: &Path) -> Result<PathBuf> {
         })
         .unwrap_or_default();
     found.sort();
+    let running: Vec<&PathBuf> = found.iter().filter(|dir| runs_a_node(dir)).collect();
+    if let [one] = running[..] {
+        return Ok(one.clone());
+    }
+    let dledger = data.join("dledger");
+    if dledger.join("cluster.json").is_file() {
+        return Ok(dledger);
+    }
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => Ok(dledger),
@@ -68,6 +75,13 @@ fn default_cluster_dir(data: &Path) -> Result<PathBuf> {
                 .join(", ")
         ),
     }
+}
+
+/// Whether a node recorded in `dir`'s cluster.json still runs.
+fn runs_a_node(dir: &Path) -> bool {
+    DataDir::open(dir)
+        .and_then(|data| data.load_existing())
+        .is_ok_and(|file| file.nodes.iter().any(|n| process::live_pid(n).is_some()))
 }
 
 /// Parses `--timeout`: `90s`, `500ms`, `2m`, or plain seconds.
@@ -90,8 +104,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// The "waiting for ..." line on stderr: redrawn in place on a terminal, otherwise
-/// written again only when its text changes (so logs of scripted runs stay short).
+/// A wait shorter than this shows no progress line: a quick command prints only its result.
+const QUIET_WAIT: Duration = Duration::from_secs(1);
+
+/// The "waiting for ..." line on stderr once a wait has lasted [`QUIET_WAIT`]: redrawn in
+/// place on a terminal, otherwise written again only when its text changes (so logs of
+/// scripted runs stay short).
 #[derive(Debug)]
 pub struct Progress {
     terminal: bool,
@@ -109,6 +127,9 @@ impl Progress {
 
     /// Shows `what`, then how long the wait has lasted (`elapsed`).
     pub fn show(&mut self, what: &str, elapsed: Duration) {
+        if elapsed < QUIET_WAIT {
+            return;
+        }
         let mut err = std::io::stderr();
         if self.terminal {
             let _ = write!(err, "\r\x1b[2K{what} ({:.1}s)", elapsed.as_secs_f64());
@@ -156,6 +177,36 @@ mod tests {
         assert!(default_cluster_dir(data).is_err());
         std::fs::create_dir_all(data.join("dledger")).unwrap();
         std::fs::write(data.join("dledger/cluster.json"), "{}").unwrap();
+        assert_eq!(default_cluster_dir(data).unwrap(), data.join("dledger"));
+
+        // A cluster with a live node wins over a stopped dledger one.
+        let mut sleeper = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let file = crate::state::ClusterFile {
+            format: crate::state::FORMAT_VERSION,
+            layout: "2m-2s-sync".into(),
+            base_port: None,
+            conf_dir: PathBuf::new(),
+            namesrv_addrs: Vec::new(),
+            nodes: vec![crate::state::NodeRecord {
+                name: "namesrv".into(),
+                kind: crate::state::NodeKind::Namesrv,
+                group: None,
+                addr: String::new(),
+                raft_addr: None,
+                command: vec!["/bin/sleep".into(), "30".into()],
+                log: PathBuf::new(),
+                store: None,
+                pid: Some(sleeper.id()),
+            }],
+        };
+        let sync = DataDir::open(&data.join("2m-2s-sync")).unwrap();
+        sync.save(&file).unwrap();
+        assert_eq!(default_cluster_dir(data).unwrap(), data.join("2m-2s-sync"));
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
         assert_eq!(default_cluster_dir(data).unwrap(), data.join("dledger"));
     }
 }

@@ -1,6 +1,7 @@
 //! `mqcluster status`: every node of the cluster file with its pid, whether it is alive,
-//! its Raft role and term, and each group's leader as the brokers and the nameservers see
-//! it; `--json` for scripts and tests.
+//! its Raft role and term, each group's leader as the brokers and the nameservers see it,
+//! and a classic group's slaves (in sync or not, lag) and witness as its leader reports them
+//! to the nameserver; `--json` for scripts and tests.
 
 use std::path::PathBuf;
 
@@ -93,6 +94,33 @@ struct GroupJson {
     term: Option<u64>,
     /// What each nameserver routes to.
     namesrv_routes: Vec<RouteJson>,
+    /// A classic group's other members as its leader last reported them to the nameserver
+    /// (slaves' in-sync state and lag, the witness); empty for a dledger group, a group of
+    /// one broker, or before the leader reports.
+    replicas: Vec<ReplicaJson>,
+}
+
+/// One member of a classic group other than its leader in `--json`.
+#[derive(Debug, Serialize)]
+struct ReplicaJson {
+    /// The node (`broker-a-s`), `witness`, or the replication address of an unknown member.
+    name: String,
+    /// Raft node id (`brokerId`; the witness's reserved id).
+    node_id: u64,
+    /// Replication address (the witness: its nameserver's).
+    address: String,
+    /// Votes in elections.
+    voter: bool,
+    /// The nameserver-hosted witness.
+    witness: bool,
+    /// In the in-sync set that SYNC_MASTER sends wait for (never the witness).
+    in_sync: bool,
+    /// Entries it lacks behind the leader.
+    lag_entries: u64,
+    /// Bytes of log it lacks (0 for the witness, which stores no bodies).
+    lag_bytes: u64,
+    /// Raft index of the last entry it is known to have.
+    matched_index: Option<u64>,
 }
 
 /// One nameserver's route for a group in `--json`.
@@ -155,6 +183,11 @@ impl StatusJson {
                             )
                         })
                         .collect(),
+                    replicas: if file.is_classic() {
+                        replicas_json(file, snap, group)
+                    } else {
+                        Vec::new()
+                    },
                 }
             })
             .collect();
@@ -166,6 +199,27 @@ impl StatusJson {
             groups,
         }
     }
+}
+
+fn replicas_json(file: &ClusterFile, snap: &Snapshot, group: &str) -> Vec<ReplicaJson> {
+    let Some((_, mut replicas)) = snap.replicas(file, group) else {
+        return Vec::new();
+    };
+    replicas.sort_by_key(|r| (r.progress.witness, r.progress.node_id));
+    replicas
+        .into_iter()
+        .map(|r| ReplicaJson {
+            name: r.name(file),
+            node_id: r.progress.node_id,
+            address: r.progress.address.clone(),
+            voter: r.progress.voter,
+            witness: r.progress.witness,
+            in_sync: r.progress.in_sync,
+            lag_entries: r.progress.lag_entries,
+            lag_bytes: r.progress.lag_bytes,
+            matched_index: r.progress.matched.as_ref().map(|m| m.index),
+        })
+        .collect()
 }
 
 fn route_json(namesrv: &str, route: NamesrvRoute, name_at: &dyn Fn(&str) -> String) -> RouteJson {
@@ -188,7 +242,9 @@ mod tests {
     use proto::v1::RaftRole;
 
     use super::*;
-    use crate::probe::tests::{dledger_file, namesrv, view};
+    use crate::probe::tests::{
+        classic_file, classic_namesrv, dledger_file, in_sync_replicas, namesrv, view,
+    };
     use crate::probe::NodeStatus;
 
     #[test]
@@ -214,5 +270,38 @@ mod tests {
         assert_eq!(json["groups"][0]["term"], 5);
         assert_eq!(json["groups"][0]["namesrv_routes"][0]["state"], "leader");
         assert_eq!(json["groups"][0]["namesrv_routes"][0]["leader"], "n1");
+        // dledger groups carry no replica list: in_sync means nothing there.
+        assert_eq!(json["groups"][0]["replicas"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn json_shows_a_classic_groups_slaves_and_witness() {
+        let file = classic_file();
+        let snap = Snapshot {
+            nodes: vec![
+                classic_namesrv(in_sync_replicas()),
+                view(RaftRole::Follower, 2, Some(21)),
+                view(RaftRole::Leader, 2, Some(21)),
+            ],
+        };
+        let json =
+            serde_json::to_value(StatusJson::new(PathBuf::from("/d"), &file, &snap)).unwrap();
+        let group = &json["groups"][0];
+        assert_eq!(group["leader"], "broker-a");
+        assert_eq!(
+            group["replicas"],
+            serde_json::json!([
+                {
+                    "name": "broker-a-s", "node_id": 1, "address": "127.0.0.1:12",
+                    "voter": true, "witness": false, "in_sync": true,
+                    "lag_entries": 0, "lag_bytes": 0, "matched_index": 20
+                },
+                {
+                    "name": "witness", "node_id": 1_000_000, "address": "127.0.0.1:1",
+                    "voter": true, "witness": true, "in_sync": false,
+                    "lag_entries": 0, "lag_bytes": 0, "matched_index": 20
+                }
+            ])
+        );
     }
 }

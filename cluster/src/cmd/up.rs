@@ -1,6 +1,8 @@
 //! `mqcluster up`: starts a layout's nameserver(s) and brokers as detached processes,
-//! waits until every broker group has a leader registered at the nameserver, prints where
-//! everything is and what to try next, and returns while the processes keep running.
+//! waits until every broker group has a leader registered at the nameserver (a classic
+//! group: until its leader reports there that its slaves vote and are in sync and that the
+//! witness votes), prints where everything is and what to try next, and returns while the
+//! processes keep running.
 //!
 //! Either the whole cluster comes up or nothing stays running: on any failure (a process
 //! that exits during start, the deadline, Ctrl-C) every process this run started is
@@ -55,7 +57,8 @@ pub struct UpArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_NAMESRVS)))]
     pub namesrvs: u16,
-    /// How long to wait for every group to have a leader registered at the nameserver
+    /// How long to wait for every group to have a leader registered at the nameserver (a
+    /// classic group: and its slaves voting and in sync, with the witness)
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
@@ -267,7 +270,8 @@ async fn start_and_wait(
 /// Where a group stands while `up` waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Readiness {
-    /// Every nameserver routes to a live leader of the group.
+    /// Every nameserver routes to a live leader of the group; in a classic group, every
+    /// nameserver has heard from it that its slaves are voters in sync and the witness votes.
     Registered(Leader),
     /// No nameserver knows the group, but its brokers have agreed on a leader for
     /// [`REGISTRATION_GRACE`].
@@ -298,7 +302,24 @@ fn readiness(file: &ClusterFile, snap: &Snapshot, group: &str, agreed_for: Durat
         .collect();
     if !routes.is_empty() && registered.len() == routes.len() {
         if let Some(leader) = registered.iter().max_by_key(|l| l.term) {
-            return Readiness::Registered(*leader);
+            // A classic group is up once its slaves and the witness vote and the slaves are
+            // in sync, as every nameserver hears it from the leader: before that, a SYNC_MASTER
+            // answers SLAVE_NOT_AVAILABLE and a killed master is not replaced.
+            let gap = if file.is_classic() {
+                Snapshot::namesrvs(file).find_map(|ns| {
+                    let replicas = snap.namesrv_replicas(file, ns, group).unwrap_or_default();
+                    probe::replication_gap(file, group, leader.node, &replicas)
+                })
+            } else {
+                None
+            };
+            return match gap {
+                None => Readiness::Registered(*leader),
+                Some(gap) => Readiness::Waiting(format!(
+                    "{group}: {} leads term {}, {gap}",
+                    file.nodes[leader.node].name, leader.term
+                )),
+            };
         }
     }
     let agreed = snap.agreed_leader(file, group);
@@ -391,10 +412,15 @@ async fn wait_for_leaders(
             progress.clear();
             return Ok((snap, unregistered));
         }
+        let awaited = if file.is_classic() {
+            "leaders, voting in-sync slaves and witnesses"
+        } else {
+            "leaders"
+        };
         if now >= deadline {
             progress.clear();
             bail!(
-                "no leader registered within {timeout:?}: {}; logs in {}",
+                "no {awaited} within {timeout:?}: {}; logs in {}",
                 waiting.join("; "),
                 file.nodes[0]
                     .log
@@ -403,7 +429,7 @@ async fn wait_for_leaders(
             );
         }
         progress.show(
-            &format!("mqcluster: waiting for leaders: {}", waiting.join("; ")),
+            &format!("mqcluster: waiting for {awaited}: {}", waiting.join("; ")),
             start.elapsed(),
         );
         tokio::time::sleep(POLL).await;
@@ -467,12 +493,31 @@ fn print_summary(
     let mqadmin = programs::display_command("mqadmin");
     let mqbench = programs::display_command("mqbench");
     let group = file.groups().first().map_or("GROUP", |g| *g).to_owned();
+    let members = file
+        .nodes
+        .iter()
+        .filter(|n| n.group.as_deref() == Some(group.as_str()))
+        .count();
+    // The node `kill --leader` kills: the master of a classic group just started.
+    let leader = snap
+        .claimed_leader(file, &group)
+        .map_or("NODE", |l| file.nodes[l.node].name.as_str());
     println!("Next steps:");
     println!("  export NAMESRV_ADDR={namesrv}");
     println!("  {mqadmin} clusterList -n {namesrv}");
     println!("  {mqbench} producer -n {namesrv} --duration 10s");
-    println!("  {mqcluster} kill --leader {group}{data_dir_flag}   # a new leader takes over");
+    if members > 1 {
+        println!("  {mqcluster} kill --leader {group}{data_dir_flag}   # a new leader takes over");
+    } else {
+        println!(
+            "  {mqcluster} kill --leader {group}{data_dir_flag}   # no slave: {group} is down \
+             until restarted"
+        );
+    }
     println!("  {mqcluster} status{data_dir_flag}");
+    if file.is_classic() && members > 1 {
+        println!("  {mqcluster} restart {leader}{data_dir_flag}   # leads again once caught up");
+    }
     println!("  {mqcluster} down{data_dir_flag}");
 }
 
@@ -493,7 +538,9 @@ mod tests {
     use proto::v1::RaftRole;
 
     use super::*;
-    use crate::probe::tests::{dledger_file, namesrv, view};
+    use crate::probe::tests::{
+        classic_file, classic_namesrv, dledger_file, in_sync_replicas, namesrv, progress, view,
+    };
     use crate::probe::NodeStatus;
 
     fn snapshot(ns: NodeStatus) -> Snapshot {
@@ -555,6 +602,39 @@ mod tests {
             readiness(&file, &known, "RaftNode00", REGISTRATION_GRACE),
             Readiness::Waiting(_)
         ));
+    }
+
+    #[test]
+    fn a_classic_group_is_ready_once_its_slave_and_witness_vote_in_sync() {
+        let file = classic_file();
+        let mut snap = Snapshot {
+            nodes: vec![
+                classic_namesrv(Vec::new()),
+                view(RaftRole::Follower, 2, Some(21)),
+                view(RaftRole::Leader, 2, Some(21)),
+            ],
+        };
+        let Readiness::Waiting(why) = readiness(&file, &snap, "broker-a", Duration::ZERO) else {
+            panic!("no report yet, not ready");
+        };
+        assert_eq!(
+            why,
+            "broker-a: broker-a leads term 2, broker-a has not reported its replicas to the \
+             nameserver yet"
+        );
+        snap.nodes[0] = classic_namesrv(vec![progress(1, "127.0.0.1:12", false, false, false, 9)]);
+        let Readiness::Waiting(why) = readiness(&file, &snap, "broker-a", Duration::ZERO) else {
+            panic!("a learner, not ready");
+        };
+        assert!(
+            why.starts_with("broker-a: broker-a leads term 2, broker-a-s is a learner"),
+            "{why}"
+        );
+        snap.nodes[0] = classic_namesrv(in_sync_replicas());
+        assert_eq!(
+            readiness(&file, &snap, "broker-a", Duration::ZERO),
+            Readiness::Registered(Leader { node: 2, term: 2 })
+        );
     }
 
     #[test]
