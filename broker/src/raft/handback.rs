@@ -67,9 +67,9 @@ use crate::raft::typ::{LogId, NodeId, Raft, RaftMetrics, Vote};
 
 /// How long `P` must have been close behind, in every sample, before a handback.
 pub const CAUGHT_UP_FOR: Duration = Duration::from_millis(500);
-/// How far behind `L`'s last entry `P` may be in those samples: the entries a proposer keeps
-/// in flight, twice over.
-pub const CLOSE_ENTRIES: u64 = 2 * crate::service::proposer::MAX_IN_FLIGHT as u64;
+/// How far behind `L`'s last entry `P` may be in those samples: twice the entries the
+/// proposer keeps in flight (`service::proposer::MAX_IN_FLIGHT`, 8).
+pub const CLOSE_ENTRIES: u64 = 16;
 /// How long `L` holds new writes back for `P` to get its last entry before giving up the
 /// attempt.
 pub const HOLD_AT_MOST: Duration = Duration::from_millis(500);
@@ -726,6 +726,14 @@ mod tests {
             Membership::new(vec![voters], nodes),
         ));
         m
+    }
+
+    #[test]
+    fn close_means_twice_the_proposers_window() {
+        assert_eq!(
+            CLOSE_ENTRIES,
+            2 * crate::service::proposer::MAX_IN_FLIGHT as u64
+        );
     }
 
     #[test]
