@@ -110,13 +110,22 @@ mod tests {
             pid: me,
         }];
         let a = CpuSnapshot::take(&tracked);
-        let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        assert!(x != 1);
-        let b = CpuSnapshot::take(&tracked);
         assert!(a.processes[0].is_some() && a.machine.is_some());
+        // Burn CPU until both counters have ticked (10 ms each): a fixed amount of work can
+        // take less than a tick in a release build.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut x = 0u64;
+        let b = loop {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            let b = CpuSnapshot::take(&tracked);
+            let ticked =
+                b.processes[0] > a.processes[0] && b.machine.map(|m| m.1) > a.machine.map(|m| m.1);
+            if ticked || std::time::Instant::now() > deadline {
+                break b;
+            }
+        };
         let line = a.describe(&b, &tracked, 1);
         assert!(line.starts_with("cpu us/msg: self "), "{line}");
         assert!(line.contains("machine busy"), "{line}");

@@ -1,9 +1,12 @@
 //! Failover: a producer sends one message at a time while, round after round, the leader is
 //! killed (`kill -9` of its process). Each round measures the time from the kill to the first
 //! send acknowledged by the new leader, as the producer sees it (it learns the new leader
-//! from NOT_LEADER hints or by asking the survivors' `BrokerStatus`); then the killed replica
-//! restarts and catches up before the next round. At the end the whole queue is read back
-//! from the leader: every acknowledged message must be there exactly once.
+//! from NOT_LEADER hints or by asking the survivors' `BrokerStatus`); then the killed member
+//! restarts and catches up before the next round: in a classic group it must be an in-sync
+//! voter again, and a killed master is given time to take its leadership back, which moves
+//! the producer once more (the longest pause between acks while it rejoins is reported).
+//! At the end the whole queue is read back from the leader: every acknowledged message must
+//! be there exactly once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -26,8 +29,11 @@ const SEND_GIVE_UP: Duration = Duration::from_secs(30);
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the producer runs against a leader before it is killed.
 const STEADY: Duration = Duration::from_millis(500);
-/// Deadline for the restarted replica to catch up.
+/// Deadline for the restarted member to catch up.
 const CATCH_UP: Duration = Duration::from_secs(120);
+/// How long a restarted classic master gets to lead again before the next round kills
+/// whichever member leads (it takes leadership back a few seconds after its restart).
+const HANDBACK: Duration = Duration::from_secs(20);
 
 /// What the failover scenario measured.
 pub struct FailoverReport {
@@ -44,12 +50,74 @@ pub struct FailoverReport {
     pub duplicates: usize,
     /// Acknowledged messages found at another queue offset than their ack said.
     pub moved: usize,
+    /// Acks with a degraded status (stored without the copies the mode waits for, e.g.
+    /// `SLAVE_NOT_AVAILABLE` from a slave that took over while its master is down).
+    pub degraded: usize,
+    /// Per round in which the preferred member (a classic master) led again: its restart to
+    /// its leadership.
+    pub handbacks: Vec<Duration>,
+    /// Per round: the longest time between two acks from the restart until the group was
+    /// settled again (a handback moves the producer).
+    pub rejoin_pauses: Vec<Duration>,
+    /// Messages the restarted members dropped from their logs when they rejoined (a deposed
+    /// leader's uncommitted tail; under ASYNC_MASTER acked sends among them are lost).
+    pub dropped_messages: u64,
+}
+
+/// What the producer's acks said so far.
+#[derive(Default)]
+struct AckLog {
+    /// Sequence number -> the queue offset its ack gave.
+    acked: BTreeMap<u64, Option<u64>>,
+    /// Acks with a degraded status, by status.
+    degraded: BTreeMap<&'static str, usize>,
+    last_at: Option<Instant>,
+    /// While set, the longest gap between consecutive acks arriving after this instant is
+    /// kept in `longest_gap`.
+    gaps_after: Option<Instant>,
+    longest_gap: Duration,
+}
+
+impl AckLog {
+    fn record(&mut self, ack: &Ack) {
+        self.acked.insert(ack.seq, ack.queue_offset);
+        if ack.code != ResponseCode::Ok {
+            *self.degraded.entry(ack.code.as_str_name()).or_default() += 1;
+        }
+        if let (Some(last), Some(after)) = (self.last_at, self.gaps_after) {
+            if ack.at > after {
+                self.longest_gap = self.longest_gap.max(ack.at - last);
+            }
+        }
+        self.last_at = Some(ack.at);
+    }
+
+    /// Keeps the longest gap between acks from `at` on.
+    fn watch_gaps(&mut self, at: Instant) {
+        self.gaps_after = Some(at);
+        self.longest_gap = Duration::ZERO;
+    }
+
+    /// The longest gap since [`AckLog::watch_gaps`]; stops watching.
+    fn take_longest_gap(&mut self) -> Duration {
+        self.gaps_after = None;
+        std::mem::take(&mut self.longest_gap)
+    }
+
+    /// Records every ack already received.
+    fn drain(&mut self, acks: &mut mpsc::UnboundedReceiver<Ack>) {
+        while let Ok(a) = acks.try_recv() {
+            self.record(&a);
+        }
+    }
 }
 
 /// One acknowledged message, as the producer saw it.
 struct Ack {
     seq: u64,
     queue_offset: Option<u64>,
+    /// `Ok`, or the degraded status it was acked with.
+    code: ResponseCode,
     leader: Arc<str>,
     at: Instant,
 }
@@ -71,6 +139,7 @@ async fn produce(
                 let ack = Ack {
                     seq,
                     queue_offset: acked.response.results.first().map(|r| r.queue_offset),
+                    code: acked.code,
                     leader: acked.leader,
                     at: acked.at,
                 };
@@ -90,7 +159,7 @@ async fn produce(
 /// Records acks as they arrive, until one satisfies `wanted` (returned) or `timeout` passes.
 async fn wait_for_ack(
     acks: &mut mpsc::UnboundedReceiver<Ack>,
-    acked: &mut BTreeMap<u64, Option<u64>>,
+    log: &mut AckLog,
     timeout: Duration,
     wanted: impl Fn(&Ack) -> bool,
 ) -> Option<(Arc<str>, Instant)> {
@@ -99,7 +168,7 @@ async fn wait_for_ack(
         let ack = tokio::time::timeout_at(deadline, acks.recv())
             .await
             .ok()??;
-        acked.insert(ack.seq, ack.queue_offset);
+        log.record(&ack);
         if wanted(&ack) {
             return Some((ack.leader, ack.at));
         }
@@ -125,7 +194,7 @@ pub async fn run(
         stop,
     ));
 
-    let mut acked = BTreeMap::new();
+    let mut log = AckLog::default();
     let mut report = FailoverReport {
         kills: 0,
         outages: Vec::new(),
@@ -134,29 +203,30 @@ pub async fn run(
         lost_acked: 0,
         duplicates: 0,
         moved: 0,
+        degraded: 0,
+        handbacks: Vec::new(),
+        rejoin_pauses: Vec::new(),
+        dropped_messages: 0,
     };
     let rounds_result = async {
         for round in 1..=rounds {
             let leader = group.leader(Duration::from_secs(30)).await?;
             let leader_addr = group.client_addr(leader);
             // The producer is sending to this leader.
-            wait_for_ack(&mut acks, &mut acked, FAILOVER_DEADLINE, |a| {
+            let killed = group.name(leader);
+            wait_for_ack(&mut acks, &mut log, FAILOVER_DEADLINE, |a| {
                 *a.leader == *leader_addr
             })
             .await
-            .ok_or_else(|| anyhow!("round {round}: the producer gets no ack from n{leader}"))?;
+            .ok_or_else(|| anyhow!("round {round}: the producer gets no ack from {killed}"))?;
             let steady_until = tokio::time::Instant::now() + STEADY;
-            while tokio::time::timeout_at(steady_until, acks.recv())
-                .await
-                .ok()
-                .flatten()
-                .map(|a| acked.insert(a.seq, a.queue_offset))
-                .is_some()
-            {}
+            while let Ok(Some(a)) = tokio::time::timeout_at(steady_until, acks.recv()).await {
+                log.record(&a);
+            }
 
             let killed_at = group.kill9(leader).await?;
             report.kills += 1;
-            let first = wait_for_ack(&mut acks, &mut acked, FAILOVER_DEADLINE, |a| {
+            let first = wait_for_ack(&mut acks, &mut log, FAILOVER_DEADLINE, |a| {
                 a.at > killed_at && *a.leader != *leader_addr
             })
             .await;
@@ -167,9 +237,9 @@ pub async fn run(
                         .client_addrs()
                         .iter()
                         .position(|a| **a == *new_leader)
-                        .map_or_else(|| new_leader.to_string(), |i| format!("n{i}"));
+                        .map_or_else(|| new_leader.to_string(), |i| group.name(i));
                     eprintln!(
-                        "[failover] round {round}: killed n{leader}; first ack from {by} after \
+                        "[failover] round {round}: killed {killed}; first ack from {by} after \
                          {:.1} ms",
                         outage.as_secs_f64() * 1e3
                     );
@@ -177,15 +247,47 @@ pub async fn run(
                 }
                 None => {
                     eprintln!(
-                        "[failover] round {round}: killed n{leader}; no ack from another \
-                         replica within {FAILOVER_DEADLINE:?}"
+                        "[failover] round {round}: killed {killed}; no ack from another \
+                         member within {FAILOVER_DEADLINE:?}"
                     );
                     report.timeouts += 1;
                 }
             }
+            log.drain(&mut acks);
+            let restarted_at = Instant::now();
+            log.watch_gaps(restarted_at);
             group.restart(leader).await?;
-            let new_leader = group.leader(Duration::from_secs(30)).await?;
-            group.wait_caught_up(leader, new_leader, CATCH_UP).await?;
+            let settled = group
+                .settle_after_restart(leader, restarted_at, HANDBACK, CATCH_UP)
+                .await?;
+            log.drain(&mut acks);
+            let pause = log.take_longest_gap();
+            report.rejoin_pauses.push(pause);
+            report.dropped_messages += settled.dropped_messages;
+            let mut line = format!(
+                "[failover] round {round}: {killed} back after {:.1} s",
+                restarted_at.elapsed().as_secs_f64()
+            );
+            if let Some(back) = settled.preferred_back_after {
+                report.handbacks.push(back);
+                line += &format!(
+                    ", leading again {:.1} s after its restart",
+                    back.as_secs_f64()
+                );
+            } else if group.preferred().is_some() {
+                line += &format!(", {} leads", group.name(settled.leader));
+            }
+            line += &format!(
+                "; longest pause between acks meanwhile {:.1} ms",
+                pause.as_secs_f64() * 1e3
+            );
+            if settled.dropped_messages > 0 {
+                line += &format!(
+                    "; it dropped {} messages of its old log",
+                    settled.dropped_messages
+                );
+            }
+            eprintln!("{line}");
         }
         anyhow::Ok(())
     }
@@ -193,17 +295,24 @@ pub async fn run(
 
     let _ = stop_tx.send(true);
     let producer_result = producer.await;
-    while let Ok(a) = acks.try_recv() {
-        acked.insert(a.seq, a.queue_offset);
-    }
+    log.drain(&mut acks);
     progress.abort();
     rounds_result?;
     producer_result.map_err(|e| anyhow!("the failover producer died: {e}"))?;
 
-    report.acked = acked.len();
+    report.acked = log.acked.len();
+    report.degraded = log.degraded.values().sum();
+    if !log.degraded.is_empty() {
+        let by_code: Vec<String> = log
+            .degraded
+            .iter()
+            .map(|(code, n)| format!("{n} {code}"))
+            .collect();
+        eprintln!("[failover] degraded acks: {}", by_code.join(", "));
+    }
     let leader = group.leader(Duration::from_secs(30)).await?;
-    let stored = read_queue(&group.client_addr(leader), &source, &acked).await?;
-    for (seq, offset) in &acked {
+    let stored = read_queue(&group.client_addr(leader), &source, &log.acked).await?;
+    for (seq, offset) in &log.acked {
         match stored.get(seq) {
             None => report.lost_acked += 1,
             Some(found) => {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use proto::v1::ResponseCode;
 
 use crate::cpu::{CpuSnapshot, Tracked};
 use crate::messages::MessageSource;
@@ -49,6 +50,9 @@ pub struct LoadReport {
     pub messages: u64,
     /// Messages given up on (not acknowledged) inside the window.
     pub failed: u64,
+    /// Of `messages`, those acknowledged with a degraded status (stored, but without the
+    /// copies the mode waits for: `SLAVE_NOT_AVAILABLE`, `FLUSH_*_TIMEOUT`).
+    pub degraded: u64,
     /// Length of the window.
     pub window: Duration,
     /// Latency per request.
@@ -66,6 +70,7 @@ impl LoadReport {
 struct SenderTally {
     messages: u64,
     failed: u64,
+    degraded: u64,
     latency: Latency,
 }
 
@@ -111,10 +116,13 @@ pub async fn run(
                     let done = Instant::now();
                     let counted = started >= measure_from && done <= measure_until;
                     match outcome {
-                        Ok(_) => {
+                        Ok(acked) => {
                             counters.ack(batch);
                             if counted {
                                 tally.messages += batch;
+                                if acked.code != ResponseCode::Ok {
+                                    tally.degraded += batch;
+                                }
                                 tally.latency.record(done - started);
                             }
                         }
@@ -135,6 +143,7 @@ pub async fn run(
     let mut report = LoadReport {
         messages: 0,
         failed: 0,
+        degraded: 0,
         window: opts.measure,
         latency: Latency::new(),
     };
@@ -144,6 +153,7 @@ pub async fn run(
             Ok(tally) => {
                 report.messages += tally.messages;
                 report.failed += tally.failed;
+                report.degraded += tally.degraded;
                 report.latency.merge(&tally.latency);
             }
             Err(e) => {

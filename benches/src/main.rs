@@ -1,8 +1,10 @@
 //! `e2e-bench`: end-to-end benchmark of a raftmq broker group.
 //!
-//! For each scenario it starts a fresh 3-replica dledger group of real `mqbroker` processes
-//! (temp dir, free loopback ports), drives it over gRPC against the leader, prints a progress
-//! line per second on stderr and one `RESULT scenario=...` line on stdout, and kills the group.
+//! For each scenario it starts a fresh group of real processes (temp dir, free loopback
+//! ports): by default the dledger layout's 3 Raft replicas; with `--layout 2m-2s-sync` or
+//! `2m-2s-async` one classic group (broker-a's master and slave, and a nameserver hosting its
+//! witness). It drives the group over gRPC against the leader, prints a progress line per
+//! second on stderr and one `RESULT scenario=...` line on stdout, and kills the group.
 
 // The client of the benchmark should cost as little as the library's producer (mqbench).
 #[global_allocator]
@@ -11,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cpu;
 mod failover;
 mod group;
+mod layout;
 mod load;
 mod messages;
 mod report;
@@ -27,6 +30,7 @@ use proto::v1 as pb;
 use proto::{PERM_READ, PERM_WRITE};
 
 use group::{BrokerGroup, Flush, GroupSettings, Role};
+use layout::Layout;
 use load::{LoadOptions, LoadShape};
 use messages::MessageSource;
 use route::LeaderRoute;
@@ -70,41 +74,55 @@ impl Scenario {
     }
 }
 
-/// End-to-end benchmark of a 3-replica raftmq broker group (real mqbroker processes on
-/// loopback). Each scenario gets a fresh group; results are `RESULT scenario=...` lines on
-/// stdout, progress goes to stderr.
+/// End-to-end benchmark of a raftmq broker group (real mqbroker processes on loopback): the
+/// dledger layout's 3 replicas, or one classic master/slave group with its nameserver. Each
+/// scenario gets a fresh group; results are `RESULT scenario=...` lines on stdout, progress
+/// goes to stderr.
 #[derive(Parser, Debug)]
 #[command(
     name = "e2e-bench",
     after_help = "Examples:\n  \
         cargo build --release -p broker --bins -p raftmq-benches\n  \
         target/release/e2e-bench\n  \
-        target/release/e2e-bench --only sync1 --seconds 5 --flush sync"
+        target/release/e2e-bench --only sync1 --seconds 5 --flush sync\n  \
+        cargo build --release -p broker -p nameserver --bins -p raftmq-benches\n  \
+        target/release/e2e-bench --layout 2m-2s-sync --only inflight64,failover"
 )]
 struct Args {
     /// Run only this scenario (repeatable, or comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
+    /// The group: dledger = 3 Raft replicas (conf/dledger); 2m-2s-sync, 2m-2s-async = the
+    /// layout's broker-a master and slave (brokerRole from their files) with a nameserver
+    /// that hosts the group's witness.
+    #[arg(long, value_enum, default_value = "dledger")]
+    layout: Layout,
     /// Measured seconds per load scenario.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Warm-up seconds before each load scenario's measurement.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
-    /// flushDiskType of every replica.
+    /// flushDiskType of every broker.
     #[arg(long, value_enum, default_value = "async")]
     flush: Flush,
-    /// brokerRole of every replica: sync = SYNC_MASTER (ack after quorum commit), async =
-    /// ASYNC_MASTER.
-    #[arg(long, value_enum, default_value = "sync")]
-    role: Role,
+    /// brokerRole of every dledger replica: sync = SYNC_MASTER (ack after quorum commit),
+    /// async = ASYNC_MASTER [default: sync]. A classic layout takes it from its files
+    /// (2m-2s-sync: SYNC_MASTER, 2m-2s-async: ASYNC_MASTER).
+    #[arg(long, value_enum)]
+    role: Option<Role>,
     /// The mqbroker binary (default: next to this executable).
     #[arg(long)]
     mqbroker: Option<PathBuf>,
-    /// Directory with broker-n0..n2.properties (default: the workspace's conf/dledger).
+    /// The mqnamesrv binary of a classic layout (default: next to this executable).
+    #[arg(long)]
+    mqnamesrv: Option<PathBuf>,
+    /// Directory with the layout's property files: broker-n0..n2.properties (dledger),
+    /// broker-a.properties and broker-a-s.properties (classic) [default: the workspace's
+    /// conf/<layout>].
     #[arg(long)]
     conf_dir: Option<PathBuf>,
-    /// More broker properties for every replica: --set key=value (repeatable).
+    /// More broker properties for every broker: --set key=value (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Message body size in bytes.
@@ -120,7 +138,8 @@ struct Args {
     /// second thread cost more in hand-offs than it added (inflight64: 43k with 2, 51k with 1).
     #[arg(long, default_value_t = 1)]
     client_workers: usize,
-    /// Kill rounds of the failover scenario.
+    /// Kill rounds of the failover scenario (a round ends once the killed member is back in
+    /// sync and, in a classic group, its master leads again or has not within 20 s).
     #[arg(long, default_value_t = 10)]
     rounds: usize,
     /// Queues of the benchmark topic (load senders spread over them).
@@ -165,10 +184,9 @@ async fn run(args: Args) -> ExitCode {
         args.only.clone()
     };
     eprintln!(
-        "e2e-bench: {} with flushDiskType={} brokerRole={}, {} B bodies",
+        "e2e-bench: {} {}, {} B bodies",
         settings.mqbroker.display(),
-        settings.flush.property(),
-        settings.role.property(),
+        settings.describe(),
         args.body_size
     );
     let mut code = ExitCode::SUCCESS;
@@ -209,40 +227,57 @@ async fn stop_signal() {
     }
 }
 
-/// Where the broker binary and its property files are, and how to start it.
-fn settings(args: &Args) -> Result<GroupSettings> {
-    let mqbroker = match &args.mqbroker {
+/// `given`, else `name` next to this executable; it must exist (`package` builds it).
+fn program(given: Option<&PathBuf>, name: &str, package: &str) -> Result<PathBuf> {
+    let path = match given {
         Some(p) => p.clone(),
         None => std::env::current_exe()
             .context("cannot locate this executable")?
-            .with_file_name("mqbroker"),
+            .with_file_name(name),
     };
-    if !mqbroker.is_file() {
+    if !path.is_file() {
         bail!(
-            "no mqbroker binary at {}: build it with `cargo build --release -p broker --bins` \
-             or pass --mqbroker PATH",
-            mqbroker.display()
+            "no {name} binary at {}: build it with `cargo build --release -p {package} --bins` \
+             or pass --{name} PATH",
+            path.display()
         );
     }
-    let conf_dir = args.conf_dir.clone().unwrap_or_else(|| {
-        raftmq_testkit::workspace_root()
-            .join("conf")
-            .join("dledger")
-    });
-    if !conf_dir.join("broker-n0.properties").is_file() {
-        bail!(
-            "no broker-n0.properties in {}: pass --conf-dir DIR",
-            conf_dir.display()
-        );
-    }
+    Ok(path)
+}
+
+/// Where the binaries and the layout's property files are, and how to start the group.
+fn settings(args: &Args) -> Result<GroupSettings> {
+    let layout = args.layout;
+    let mqbroker = program(args.mqbroker.as_ref(), "mqbroker", "broker")?;
+    let mqnamesrv = if layout.is_classic() {
+        Some(program(args.mqnamesrv.as_ref(), "mqnamesrv", "nameserver")?)
+    } else {
+        None
+    };
+    let role = match (layout.is_classic(), args.role) {
+        (false, role) => Some(role.unwrap_or(Role::Sync)),
+        (true, None) => None,
+        (true, Some(_)) => bail!(
+            "--role is for --layout dledger; {} takes brokerRole from its files (another \
+             layout, or --set brokerRole=..., changes it)",
+            layout.name()
+        ),
+    };
+    let conf_dir = args
+        .conf_dir
+        .clone()
+        .unwrap_or_else(|| layout.default_conf_dir());
+    let members = layout::members(layout, &conf_dir, &mqbroker, &args.set)?;
     if args.seconds == 0 {
         bail!("--seconds must be at least 1");
     }
     Ok(GroupSettings {
+        layout,
         mqbroker,
-        conf_dir,
+        mqnamesrv,
+        members,
         flush: args.flush,
-        role: args.role,
+        role,
         extra: args.set.clone(),
         keep_data: args.keep_data,
     })
@@ -252,7 +287,9 @@ fn settings(args: &Args) -> Result<GroupSettings> {
 async fn run_scenario(scenario: Scenario, args: &Args, settings: &GroupSettings) -> Result<String> {
     let name = scenario.name();
     let mut group = BrokerGroup::start(settings.clone()).await?;
-    let leader = group.leader(Duration::from_secs(30)).await?;
+    // A classic group is measured once its slave is an in-sync voter (SYNC_MASTER sends say
+    // SLAVE_NOT_AVAILABLE before) and the witness votes (failover needs it).
+    let leader = group.ready(Duration::from_secs(60)).await?;
     let lanes = scenario
         .load_shape(args.connections)
         .map_or(1, |s| s.connections);
@@ -279,11 +316,7 @@ async fn run_scenario(scenario: Scenario, args: &Args, settings: &GroupSettings)
         )
         .await?;
     let source = MessageSource::new(&topic, args.body_size);
-    let settings_tail = format!(
-        "flush={} role={}",
-        settings.flush.property(),
-        settings.role.property()
-    );
+    let settings_tail = settings.describe();
 
     if let Some(shape) = scenario.load_shape(args.connections) {
         let opts = LoadOptions {
@@ -300,21 +333,33 @@ async fn run_scenario(scenario: Scenario, args: &Args, settings: &GroupSettings)
         };
         return Ok(format!(
             "RESULT scenario={name} msgs={}{batches} msgs_per_s={:.0} p50_ms={:.3} p99_ms={:.3} \
-             p999_ms={:.3} failed={} {settings_tail}",
+             p999_ms={:.3} failed={} degraded={} {settings_tail}",
             r.messages,
             r.msgs_per_s(),
             r.latency.ms(0.5),
             r.latency.ms(0.99),
             r.latency.ms(0.999),
             r.failed,
+            r.degraded,
         ));
     }
 
     let r = failover::run(&mut group, route, source, args.rounds).await?;
-    let ms: Vec<f64> = r.outages.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    let as_ms = |v: &[Duration]| -> Vec<f64> { v.iter().map(|d| d.as_secs_f64() * 1e3).collect() };
+    let ms = as_ms(&r.outages);
     let stat = |v: Option<f64>| v.map_or("nan".to_string(), |x| format!("{x:.1}"));
     let min = ms.iter().copied().reduce(f64::min);
     let max = ms.iter().copied().reduce(f64::max);
+    let pause_max = as_ms(&r.rejoin_pauses).into_iter().reduce(f64::max);
+    let handback = if group.preferred().is_some() {
+        format!(
+            " handbacks={} handback_median_ms={}",
+            r.handbacks.len(),
+            stat(report::median(&as_ms(&r.handbacks)))
+        )
+    } else {
+        String::new()
+    };
     if r.moved > 0 {
         eprintln!(
             "[failover] {} acknowledged messages sit at another queue offset than acked",
@@ -323,7 +368,8 @@ async fn run_scenario(scenario: Scenario, args: &Args, settings: &GroupSettings)
     }
     Ok(format!(
         "RESULT scenario=failover kills={} median_ms={} min_ms={} max_ms={} lost_acked={} \
-         duplicates={} timeouts={} acked={} {settings_tail}",
+         duplicates={} timeouts={} acked={} degraded={} dropped={} rejoin_pause_max_ms={}\
+         {handback} {settings_tail}",
         r.kills,
         stat(report::median(&ms)),
         stat(min),
@@ -332,5 +378,8 @@ async fn run_scenario(scenario: Scenario, args: &Args, settings: &GroupSettings)
         r.duplicates,
         r.timeouts,
         r.acked,
+        r.degraded,
+        r.dropped_messages,
+        stat(pause_max),
     ))
 }

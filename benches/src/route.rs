@@ -111,9 +111,13 @@ impl LeaderLink {
     }
 }
 
-/// A send that was acknowledged (status OK).
+/// A send that was acknowledged: status OK, or a degraded status that says the messages are
+/// stored (`SLAVE_NOT_AVAILABLE`, `FLUSH_*_TIMEOUT` with a result per message), as a RocketMQ
+/// producer returns it to its caller.
 pub struct Acked {
     pub response: pb::SendMessageResponse,
+    /// `Ok`, or the degraded status.
+    pub code: ResponseCode,
     /// The replica that acknowledged it.
     pub leader: Arc<str>,
     /// When the acknowledgement arrived.
@@ -197,7 +201,7 @@ impl LeaderRoute {
     /// Sends `req` on lane `lane` of the leader until it is acknowledged, following the leader
     /// as it moves, until `give_up`. Every retry carries the same messages (the same
     /// `UNIQ_KEY`s), so the broker stores a retried message once. A refusal that a retry
-    /// cannot fix (an illegal message, a degraded "stored but" status) is returned at once.
+    /// cannot fix (an illegal message, a full disk) is returned at once.
     pub async fn send(
         &self,
         lane: usize,
@@ -213,13 +217,22 @@ impl LeaderRoute {
             let last_error = match link.send(lane, req, budget).await {
                 Ok(resp) => {
                     let status = resp.status.clone().unwrap_or_default();
+                    let stored = status.code().message_stored()
+                        && (status.code() == ResponseCode::Ok
+                            || resp.results.len() == req.messages.len());
                     match status.code() {
-                        ResponseCode::Ok => {
+                        code if stored => {
                             return Ok(Acked {
                                 response: resp,
+                                code,
                                 leader: link.addr.clone(),
                                 at: Instant::now(),
                             })
+                        }
+                        // Without its results the send may or may not be stored: a retry
+                        // with the same UNIQ_KEYs stores each message once.
+                        code if code.message_stored() => {
+                            format!("{code:?} without results from {}", link.addr)
                         }
                         ResponseCode::NotLeader => {
                             hint = status.leader_hint().map(|h| h.leader_addr.clone());

@@ -53,6 +53,26 @@ pub enum Error {
         /// The key's canonical name.
         key: &'static str,
     },
+    /// A server program could not be run to print its effective configuration.
+    #[error("{}: cannot run: {source}", program.display())]
+    Run {
+        /// The program.
+        program: PathBuf,
+        /// The underlying IO error.
+        #[source]
+        source: io::Error,
+    },
+    /// A server program refused a property file (or an override) when asked to print the
+    /// effective configuration.
+    #[error("{}: {} rejects it: {message}", file.display(), program.display())]
+    Rejected {
+        /// The program.
+        program: PathBuf,
+        /// The property file it was given.
+        file: PathBuf,
+        /// The last line the program printed on stderr.
+        message: String,
+    },
 }
 
 /// Shows an empty value as `""` so the message does not read `key =  is not allowed`.
