@@ -14,6 +14,7 @@ use proto::PERM_READ;
 
 use super::BrokerContext;
 use crate::command::{self, tags_hash};
+use crate::limits::Refusal;
 
 /// Default and largest number of messages per pull.
 const DEFAULT_BATCH: u32 = 32;
@@ -34,7 +35,7 @@ pub enum TagFilter {
 }
 
 impl TagFilter {
-    pub fn parse(expr: &str) -> Result<TagFilter, String> {
+    pub fn parse(expr: &str) -> Result<TagFilter, Refusal> {
         let expr = expr.trim();
         if expr.is_empty() || expr == "*" {
             return Ok(TagFilter::All);
@@ -43,9 +44,9 @@ impl TagFilter {
         for part in expr.split("||") {
             let tag = part.trim();
             if tag.is_empty() {
-                return Err(format!(
+                return Err(Refusal::new(format!(
                     "tag expression {expr:?} has an empty tag; write e.g. `TagA || TagB` or `*`"
-                ));
+                )));
             }
             names.insert(tag.to_string());
         }
@@ -107,7 +108,7 @@ pub async fn handle(ctx: &BrokerContext, req: pb::PullMessageRequest) -> pb::Pul
         Ok(f) => f,
         Err(why) => {
             return reply(
-                ResponseStatus::new(ResponseCode::SubscriptionIllegal, why),
+                ResponseStatus::new(ResponseCode::SubscriptionIllegal, why.to_string()),
                 0,
                 0,
                 req.queue_offset,
