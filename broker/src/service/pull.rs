@@ -15,6 +15,7 @@ use proto::PERM_READ;
 use super::BrokerContext;
 use crate::command::{self, tags_hash};
 use crate::limits::Refusal;
+use crate::Error;
 
 /// Default and largest number of messages per pull.
 const DEFAULT_BATCH: u32 = 32;
@@ -86,13 +87,10 @@ fn load(
     position: u64,
     size: u32,
     queue_offset: u64,
-) -> Result<StoredMessage, String> {
-    let bytes = ctx
-        .log
-        .read_at(position, u64::from(size))
-        .map_err(|e| e.to_string())?;
+) -> crate::Result<StoredMessage> {
+    let bytes = ctx.log.read_at(position, u64::from(size))?;
     let mut m =
-        command::decode_record(bytes).map_err(|e| format!("{e} at log position {position}"))?;
+        command::decode_record(bytes).map_err(|error| Error::BadRecord { position, error })?;
     // The id names the leader that stored the message, as the send's answer did.
     let store_host = m.store_host.parse().unwrap_or(ctx.client_addr);
     m.msg_id = OffsetMsgId::new(store_host, position).to_string();
