@@ -12,6 +12,7 @@
 //! `raft::handback::MalformedTimeoutNow`.
 
 use std::io;
+use std::time::Duration;
 
 use crate::command::{DecodeError, EncodeError};
 use crate::config::ConfigError;
@@ -99,6 +100,41 @@ pub enum Error {
     /// A message record read back from the commitlog does not decode.
     #[error("{error} at log position {position}")]
     BadRecord { position: u64, error: DecodeError },
+
+    /// A group member's replication address is not a usable endpoint.
+    #[error("bad address {addr:?} of node {node}: {error}")]
+    PeerAddress {
+        node: NodeId,
+        addr: String,
+        error: tonic::transport::Error,
+    },
+    /// A group member cannot be connected to.
+    #[error("cannot connect to node {node} at {addr}: {error}")]
+    PeerUnreachable {
+        node: NodeId,
+        addr: String,
+        error: tonic::transport::Error,
+    },
+    /// A group member answered a call with a gRPC error.
+    #[error("node {node} answered {code:?}: {message}")]
+    PeerFailed {
+        node: NodeId,
+        code: tonic::Code,
+        message: String,
+    },
+    /// A group member did not answer a call in time.
+    #[error("no answer from node {node} within {within:?}")]
+    PeerTimeout { node: NodeId, within: Duration },
+    /// A group member declined a call: the response status it gave.
+    #[error("node {node} declined: {code:?}: {remark}")]
+    PeerDeclined {
+        node: NodeId,
+        code: proto::v1::ResponseCode,
+        remark: String,
+    },
+    /// A group member answered a call without a response status.
+    #[error("node {node} answered without a status")]
+    PeerNoStatus { node: NodeId },
 
     /// A request refused where it enters the broker (`limits`, the services' checks).
     #[error(transparent)]
