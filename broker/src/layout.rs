@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::config::BrokerConfig;
 use crate::raft::typ::NodeId;
+use crate::{Error, Result};
 
 /// A replica's identity inside its group, and what it knows of the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,29 +35,34 @@ pub enum LayoutKind {
     Classic { witness: Option<String> },
 }
 
-/// Turns a DLedger peer id (`n0`, `n1`, ...) into a Raft node id: its trailing number.
-pub fn node_id_of(peer_id: &str) -> Result<NodeId, String> {
+/// Turns a DLedger peer id (`n0`, `n1`, ...) into a Raft node id: its trailing number. `key`
+/// names the setting the id comes from, for the error.
+pub fn node_id_of(key: &'static str, peer_id: &str) -> Result<NodeId> {
     let digits: String = peer_id
         .chars()
         .rev()
         .take_while(|c| c.is_ascii_digit())
         .collect();
     if digits.is_empty() {
-        return Err(format!(
-            "peer id {peer_id:?} does not end in a number (use n0, n1, n2, ...)"
-        ));
+        return Err(Error::PeerIdWithoutNumber {
+            key,
+            peer_id: peer_id.to_owned(),
+        });
     }
     digits
         .chars()
         .rev()
         .collect::<String>()
         .parse()
-        .map_err(|_| format!("peer id {peer_id:?} is out of range"))
+        .map_err(|_| Error::PeerIdOutOfRange {
+            key,
+            peer_id: peer_id.to_owned(),
+        })
 }
 
 impl GroupLayout {
     /// The layout `config` describes; `Err` says which key is wrong.
-    pub fn from_config(config: &BrokerConfig) -> Result<GroupLayout, String> {
+    pub fn from_config(config: &BrokerConfig) -> Result<GroupLayout> {
         let Some(d) = &config.dledger else {
             return Ok(GroupLayout {
                 group: config.broker_name.clone(),
@@ -74,20 +80,17 @@ impl GroupLayout {
         };
         let mut peers = BTreeMap::new();
         for p in &d.peers {
-            let id = node_id_of(&p.id).map_err(|e| format!("dLegerPeers: {e}"))?;
+            let id = node_id_of("dLegerPeers", &p.id)?;
             if peers.insert(id, p.addr.to_string()).is_some() {
-                return Err(format!("dLegerPeers: two peers map to node id {id}"));
+                return Err(Error::DuplicatePeer { node_id: id });
             }
         }
-        let self_id = node_id_of(&d.self_id).map_err(|e| format!("dLegerSelfId: {e}"))?;
+        let self_id = node_id_of("dLegerSelfId", &d.self_id)?;
         let preferred_leader = match &d.preferred_leader_id {
-            Some(p) => Some(node_id_of(p).map_err(|e| format!("preferredLeaderId: {e}"))?),
+            Some(p) => Some(node_id_of("preferredLeaderId", p)?),
             None => None,
         };
-        let raft_addr = peers
-            .get(&self_id)
-            .cloned()
-            .ok_or("dLegerSelfId is not among dLegerPeers")?;
+        let raft_addr = peers.get(&self_id).cloned().ok_or(Error::SelfNotAPeer)?;
         Ok(GroupLayout {
             group: d.group.clone(),
             self_id,
@@ -146,9 +149,20 @@ mod tests {
 
     #[test]
     fn peer_ids() {
-        assert_eq!(node_id_of("n0"), Ok(0));
-        assert_eq!(node_id_of("node12"), Ok(12));
-        assert!(node_id_of("leader").is_err());
+        assert_eq!(node_id_of("dLegerSelfId", "n0").unwrap(), 0);
+        assert_eq!(node_id_of("dLegerSelfId", "node12").unwrap(), 12);
+        let err = node_id_of("dLegerSelfId", "leader")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "dLegerSelfId: peer id \"leader\" does not end in a number (use n0, n1, n2, ...)"
+        );
+        let err = node_id_of("dLegerPeers", "n99999999999999999999").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dLegerPeers: peer id \"n99999999999999999999\" is out of range"
+        );
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //!   queues, topic configs, consumer offsets, metadata snapshots;
 //! - [`service`]: the client-facing gRPC `BrokerService` (send, pull, offsets, admin);
 //! - [`registration`]: registering with the nameservers (role, term, topics);
-//! - [`node`]: one replica put together: store, Raft, servers, shutdown.
+//! - [`node`]: one replica put together: store, Raft, servers, shutdown;
+//! - [`Error`]: what the library's fallible functions return.
 
 #![warn(clippy::unwrap_used)]
 pub mod command;
 pub mod config;
+mod error;
 pub mod layout;
 pub mod limits;
 pub mod node;
@@ -23,3 +25,4 @@ pub mod service;
 pub mod state;
 
 pub use config::{BrokerConfig, ConfigError};
+pub use error::{Error, Result};

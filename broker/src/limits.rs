@@ -45,56 +45,70 @@ pub const SUBSCRIPTIONS_MAX: usize = 256;
 /// Most read or write queues of one topic.
 pub const QUEUE_NUMS_MAX: u32 = 1024;
 
+/// Why a request is refused where it enters the broker: one sentence naming the field and the
+/// limit, which the client gets as the status remark (the caller picks the response code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(String);
+
+impl Refusal {
+    pub(crate) fn new(why: impl Into<String>) -> Self {
+        Refusal(why.into())
+    }
+}
+
 /// Checks a topic name: 1..=127 characters of `[A-Za-z0-9_%|-]`.
-pub fn check_topic_name(topic: &str) -> Result<(), String> {
+pub fn check_topic_name(topic: &str) -> Result<(), Refusal> {
     check_name("topic name", topic, TOPIC_MAX_LEN)
 }
 
 /// Checks a consumer or producer group name (`what` says which): 1..=255 characters of
 /// `[A-Za-z0-9_%|-]`.
-pub fn check_group_name(what: &str, group: &str) -> Result<(), String> {
+pub fn check_group_name(what: &str, group: &str) -> Result<(), Refusal> {
     check_name(what, group, GROUP_MAX_LEN)
 }
 
-fn check_name(what: &str, name: &str, max: usize) -> Result<(), String> {
+fn check_name(what: &str, name: &str, max: usize) -> Result<(), Refusal> {
     if name.is_empty() {
-        return Err(format!("the {what} is empty"));
+        return Err(Refusal::new(format!("the {what} is empty")));
     }
     if name.len() > max {
-        return Err(format!(
+        return Err(Refusal::new(format!(
             "{what} of {} characters is longer than {max}",
             name.len()
-        ));
+        )));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "_%|-".contains(*c)))
     {
         let shown: String = name.chars().take(40).collect();
-        return Err(format!(
+        return Err(Refusal::new(format!(
             "{what} {shown:?} contains {c:?}; allowed are A-Z a-z 0-9 _ % | -"
-        ));
+        )));
     }
     Ok(())
 }
 
 /// Checks a consumer's client id: 1..=255 bytes without control characters.
-pub fn check_client_id(id: &str) -> Result<(), String> {
+pub fn check_client_id(id: &str) -> Result<(), Refusal> {
     if id.is_empty() {
-        return Err("the client id is empty".into());
+        return Err(Refusal::new("the client id is empty"));
     }
     if id.len() > CLIENT_ID_MAX_LEN {
-        return Err(format!(
+        return Err(Refusal::new(format!(
             "client id of {} bytes is longer than {CLIENT_ID_MAX_LEN}",
             id.len()
-        ));
+        )));
     }
     no_control("the client id", id)
 }
 
-fn no_control(what: &str, s: &str) -> Result<(), String> {
+fn no_control(what: &str, s: &str) -> Result<(), Refusal> {
     match s.chars().find(|c| c.is_control()) {
-        Some(c) => Err(format!("{what} contains the control character {c:?}")),
+        Some(c) => Err(Refusal::new(format!(
+            "{what} contains the control character {c:?}"
+        ))),
         None => Ok(()),
     }
 }
@@ -129,32 +143,32 @@ pub fn properties_size(m: &pb::Message) -> usize {
 /// Checks one message of a send (everything but its topic and queue, which the batch shares):
 /// a body, its tag, keys and properties within their limits, and the whole within
 /// `max_message_size`. The error names the field and the limit.
-pub fn check_message(m: &pb::Message, max_message_size: usize) -> Result<(), String> {
+pub fn check_message(m: &pb::Message, max_message_size: usize) -> Result<(), Refusal> {
     if m.body.is_empty() {
-        return Err("the body is empty".into());
+        return Err(Refusal::new("the body is empty"));
     }
     if m.tags.contains('|') {
-        return Err(format!(
+        return Err(Refusal::new(format!(
             "tag {:?} contains '|', which separates tags in a subscription",
             truncated(&m.tags)
-        ));
+        )));
     }
     no_control("the tag", &m.tags)?;
     for key in &m.keys {
         if key.trim().is_empty() {
-            return Err("a key is empty or blank".into());
+            return Err(Refusal::new("a key is empty or blank"));
         }
         no_control("a key", key)?;
     }
     if m.properties.len() > PROPERTIES_MAX_COUNT {
-        return Err(format!(
+        return Err(Refusal::new(format!(
             "{} user properties, more than {PROPERTIES_MAX_COUNT}",
             m.properties.len()
-        ));
+        )));
     }
     for (name, value) in &m.properties {
         if name.is_empty() {
-            return Err("a property name is empty".into());
+            return Err(Refusal::new("a property name is empty"));
         }
         no_control("a property name", name)?;
         no_control(
@@ -164,30 +178,30 @@ pub fn check_message(m: &pb::Message, max_message_size: usize) -> Result<(), Str
     }
     if let Some(key) = m.properties.get(UNIQ_KEY) {
         if key.len() > UNIQ_KEY_MAX_LEN {
-            return Err(format!(
+            return Err(Refusal::new(format!(
                 "{UNIQ_KEY} of {} bytes is longer than {UNIQ_KEY_MAX_LEN}",
                 key.len()
-            ));
+            )));
         }
     }
     let properties = properties_size(m);
     if properties > PROPERTIES_MAX_BYTES {
-        return Err(format!(
+        return Err(Refusal::new(format!(
             "properties (with tag and keys) take {properties} bytes, more than \
              {PROPERTIES_MAX_BYTES}"
-        ));
+        )));
     }
     if m.born_host.len() > HOST_MAX_LEN {
-        return Err(format!(
+        return Err(Refusal::new(format!(
             "born_host of {} bytes is longer than {HOST_MAX_LEN}",
             m.born_host.len()
-        ));
+        )));
     }
     let size = message_size(m);
     if size > max_message_size {
-        return Err(format!(
+        return Err(Refusal::new(format!(
             "{size} bytes (body and properties), more than maxMessageSize {max_message_size}"
-        ));
+        )));
     }
     Ok(())
 }
@@ -213,11 +227,16 @@ mod tests {
     fn names() {
         assert!(check_topic_name("TopicTest_1%a|b-c").is_ok());
         assert!(check_topic_name("").is_err());
-        assert!(check_topic_name("bad topic").unwrap_err().contains("' '"));
+        assert!(check_topic_name("bad topic")
+            .unwrap_err()
+            .to_string()
+            .contains("' '"));
         assert!(check_topic_name(&"x".repeat(128)).is_err());
         assert!(check_topic_name(&"x".repeat(127)).is_ok());
         assert!(check_group_name("consumer group", &"g".repeat(255)).is_ok());
-        let err = check_group_name("consumer group", &"g".repeat(256)).unwrap_err();
+        let err = check_group_name("consumer group", &"g".repeat(256))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("consumer group") && err.contains("255"),
             "{err}"
@@ -231,44 +250,69 @@ mod tests {
     #[test]
     fn messages() {
         assert!(check_message(&msg(b"x"), 10).is_ok());
-        assert!(check_message(&msg(b""), 10).unwrap_err().contains("empty"));
+        assert!(check_message(&msg(b""), 10)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
         assert!(check_message(&msg(&[0; 11]), 10)
             .unwrap_err()
+            .to_string()
             .contains("maxMessageSize 10"));
 
         let mut m = msg(b"x");
         m.properties.insert(UNIQ_KEY.into(), "k".repeat(70_000));
-        let err = check_message(&m, 1 << 22).unwrap_err();
+        let err = check_message(&m, 1 << 22).unwrap_err().to_string();
         assert!(err.contains("UNIQ_KEY of 70000 bytes"), "{err}");
 
         let mut m = msg(b"x");
         m.properties
             .insert("big".into(), "v".repeat(PROPERTIES_MAX_BYTES));
-        assert!(check_message(&m, 1 << 22).unwrap_err().contains("32767"));
+        assert!(check_message(&m, 1 << 22)
+            .unwrap_err()
+            .to_string()
+            .contains("32767"));
 
         let mut m = msg(b"x");
         for i in 0..=PROPERTIES_MAX_COUNT {
             m.properties.insert(format!("p{i}"), "v".into());
         }
-        assert!(check_message(&m, 1 << 22).unwrap_err().contains("128"));
+        assert!(check_message(&m, 1 << 22)
+            .unwrap_err()
+            .to_string()
+            .contains("128"));
 
         let mut m = msg(b"x");
         m.tags = "a||b".into();
-        assert!(check_message(&m, 100).unwrap_err().contains("'|'"));
+        assert!(check_message(&m, 100)
+            .unwrap_err()
+            .to_string()
+            .contains("'|'"));
         m.tags = "a\nb".into();
-        assert!(check_message(&m, 100).unwrap_err().contains("control"));
+        assert!(check_message(&m, 100)
+            .unwrap_err()
+            .to_string()
+            .contains("control"));
         let mut m = msg(b"x");
         m.keys = vec!["ok".into(), " ".into()];
-        assert!(check_message(&m, 100).unwrap_err().contains("blank"));
+        assert!(check_message(&m, 100)
+            .unwrap_err()
+            .to_string()
+            .contains("blank"));
         let mut m = msg(b"x");
         m.properties.insert(String::new(), "v".into());
         assert!(check_message(&m, 100).is_err());
         let mut m = msg(b"x");
         m.properties.insert("k".into(), "\u{7}".into());
-        assert!(check_message(&m, 100).unwrap_err().contains("control"));
+        assert!(check_message(&m, 100)
+            .unwrap_err()
+            .to_string()
+            .contains("control"));
         let mut m = msg(b"x");
         m.born_host = "h".repeat(256);
-        assert!(check_message(&m, 1000).unwrap_err().contains("born_host"));
+        assert!(check_message(&m, 1000)
+            .unwrap_err()
+            .to_string()
+            .contains("born_host"));
         // Unicode is fine where it is not a control character.
         let mut m = msg("ünïcödé ✓".as_bytes());
         m.tags = "标签".into();

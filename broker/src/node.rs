@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, Context};
 use openraft::BasicNode;
 use raft_log::raft::RaftLogStore;
 
@@ -34,6 +33,7 @@ use crate::raft::typ::{NodeId, Raft, TypeConfig};
 use crate::service::consumers::ConsumerGroups;
 use crate::service::{BrokerContext, BrokerGrpc};
 use crate::state::{BrokerState, StateMachine};
+use crate::{Error, Result};
 
 /// How the store flushes, from `flushDiskType` and `flushIntervalCommitLog`.
 fn flush_mode(config: &BrokerConfig) -> FlushMode {
@@ -45,10 +45,12 @@ fn flush_mode(config: &BrokerConfig) -> FlushMode {
     }
 }
 
-async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({what})"))
+async fn bind(addr: &str, what: &'static str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        addr: addr.to_owned(),
+        what,
+        source,
+    })
 }
 
 /// Accepted connections with Nagle's algorithm off. tonic ignores the builder's
@@ -67,16 +69,16 @@ pub struct BrokerNode {
     pub raft_addr: SocketAddr,
     stop: watch::Sender<bool>,
     /// Set when the replica must stop by itself (a nameserver refuses it: another broker has
-    /// its node id).
-    fatal: watch::Receiver<Option<String>>,
+    /// its node id): that nameserver's address and remark.
+    fatal: watch::Receiver<Option<(String, String)>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl BrokerNode {
     /// Opens the store, starts Raft and both servers. Returns once both ports listen.
-    pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerNode> {
+    pub async fn start(config: BrokerConfig) -> Result<BrokerNode> {
         let config = Arc::new(config);
-        let layout = GroupLayout::from_config(&config).map_err(|e| anyhow!(e))?;
+        let layout = GroupLayout::from_config(&config)?;
 
         // Bind first: a port in use fails start-up before any state is touched.
         let client_listener = bind(
@@ -89,20 +91,27 @@ impl BrokerNode {
             LayoutKind::Classic { .. } => "haListenPort",
         };
         let raft_listener = bind(&layout.raft_addr, raft_port_key).await?;
-        let client_addr = client_listener.local_addr()?;
-        let raft_addr = raft_listener.local_addr()?;
+        let client_addr = client_listener
+            .local_addr()
+            .map_err(Error::ListenerAddress)?;
+        let raft_addr = raft_listener.local_addr().map_err(Error::ListenerAddress)?;
         // Before Raft starts: a twin with this node id would take part in the group's votes.
         crate::registration::check_node_id_free(&config, layout.self_id, &client_addr.to_string())
-            .await
-            .map_err(|why| anyhow!(why))?;
+            .await?;
 
         let log_config = LogConfig::new(&config.store_path_commit_log)
             .segment_size(config.mapped_file_size_commit_log)
             .flush(flush_mode(&config))
             .cache_window(Some(config.page_cache_window_commit_log).filter(|&window| window > 0));
-        let log = LogStore::open(log_config).context("cannot open the commitlog")?;
+        let log = LogStore::open(log_config).map_err(|source| Error::Store {
+            step: "cannot open the commitlog",
+            source,
+        })?;
         let log_storage =
-            RaftLogStore::<TypeConfig>::new(log.clone()).context("cannot open the Raft log")?;
+            RaftLogStore::<TypeConfig>::new(log.clone()).map_err(|source| Error::Store {
+                step: "cannot open the Raft log",
+                source,
+            })?;
         // ASYNC_MASTER answers a send once the leader's own log has it: the store tells the
         // proposer's waiters when an entry is appended (and fsynced under SYNC_FLUSH).
         let early_acks = Arc::new(AppendWaiters::default());
@@ -124,15 +133,17 @@ impl BrokerNode {
             && log
                 .meta()
                 .load(raft_log::raft::VOTE_META)
-                .context("cannot read the vote")?
+                .map_err(|source| Error::Store {
+                    step: "cannot read the vote",
+                    source,
+                })?
                 .is_none();
         let gate = match (&layout.kind, pristine) {
             (_, false) => VoteGate::member(),
             (LayoutKind::DLedger { .. }, true) => VoteGate::new(Standing::Undecided),
             (LayoutKind::Classic { .. }, true) => VoteGate::new(Standing::Rejoining),
         };
-        let state_machine =
-            StateMachine::open(log.clone()).context("cannot open the state machine")?;
+        let state_machine = StateMachine::open(log.clone())?;
         let state = state_machine.state();
 
         let raft_config = raftmq_raft::timing::replica_config();
@@ -151,7 +162,7 @@ impl BrokerNode {
             state_machine,
         )
         .await
-        .context("cannot start Raft")?;
+        .map_err(|fatal| Error::StartRaft(Box::new(fatal)))?;
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -332,7 +343,7 @@ impl BrokerNode {
     }
 
     /// Stops taking requests, lets in-flight ones finish, stops Raft, flushes the store.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -340,13 +351,16 @@ impl BrokerNode {
         if let Err(e) = self.raft.shutdown().await {
             warn!(error = %e, "raft shutdown");
         }
-        self.log.flush().context("final flush of the commitlog")?;
+        self.log.flush().map_err(|source| Error::Store {
+            step: "final flush of the commitlog",
+            source,
+        })?;
         Ok(())
     }
 
     /// Runs until `signal` resolves, then shuts down; or until the replica must stop by
     /// itself, then shuts down and says why (`Err`).
-    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<()> {
         let mut fatal = self.fatal.clone();
         let must_stop = async move {
             match fatal.wait_for(Option::is_some).await {
@@ -362,7 +376,7 @@ impl BrokerNode {
         info!("shutting down");
         self.shutdown().await?;
         match why {
-            Some(why) => bail!(why),
+            Some((nameserver, remark)) => Err(Error::NodeIdRefused { nameserver, remark }),
             None => Ok(()),
         }
     }

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::raft::typ::NodeId;
 use crate::service::BrokerContext;
+use crate::Error;
 
 /// How long a nameserver keeps this broker without a heartbeat: five missed periods.
 fn heartbeat_timeout(period: Duration) -> Duration {
@@ -66,7 +67,7 @@ pub async fn check_node_id_free(
     config: &crate::BrokerConfig,
     node_id: NodeId,
     client_addr: &str,
-) -> Result<(), String> {
+) -> crate::Result<()> {
     for addr in &config.namesrv_addr {
         let Ok(endpoint) = Endpoint::from_shared(format!("http://{addr}")) else {
             continue;
@@ -95,13 +96,12 @@ pub async fn check_node_id_free(
             .flat_map(|g| &g.members)
             .find(|m| m.node_id == node_id && !m.witness && m.broker_addr != client_addr);
         if let Some(m) = holder {
-            return Err(format!(
-                "node {node_id} of group {} is already registered with nameserver {addr} by the \
-                 broker at {} (replication {}, last heartbeat {} ms ago); this broker at \
-                 {client_addr} has the same dLegerSelfId or brokerId: give each broker its own, or \
-                 stop the other one",
-                config.broker_name, m.broker_addr, m.ha_addr, m.last_heartbeat_age_ms
-            ));
+            return Err(Error::NodeIdTaken {
+                group: config.broker_name.clone(),
+                nameserver: addr.to_string(),
+                client_addr: client_addr.to_owned(),
+                holder: Box::new(m.clone()),
+            });
         }
     }
     Ok(())
@@ -110,12 +110,12 @@ pub async fn check_node_id_free(
 /// Starts one registration loop per nameserver; they end when `stopped` turns true, after
 /// telling each nameserver this replica is going. A nameserver that keeps refusing this
 /// replica because another live broker holds its node id (longer than a registration takes to
-/// expire) makes the replica stop: `fatal` receives why.
+/// expire) makes the replica stop: `fatal` receives that nameserver's address and remark.
 pub fn spawn(
     ctx: BrokerContext,
     ha_addr: String,
     stopped: watch::Receiver<bool>,
-    fatal: watch::Sender<Option<String>>,
+    fatal: watch::Sender<Option<(String, String)>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     ctx.config
         .namesrv_addr
@@ -154,7 +154,7 @@ async fn register_loop(
     addr: String,
     channel: Channel,
     mut stopped: watch::Receiver<bool>,
-    fatal: watch::Sender<Option<String>>,
+    fatal: watch::Sender<Option<(String, String)>>,
 ) {
     let mut client = NameServiceClient::new(channel);
     let mut metrics = ctx.raft.metrics();
@@ -180,9 +180,7 @@ async fn register_loop(
                 // one that stays refused for longer has a live twin.
                 if since.elapsed() >= patience {
                     tracing::error!(%addr, "{why}");
-                    fatal.send_replace(Some(format!(
-                        "nameserver {addr} refused this broker: {why}"
-                    )));
+                    fatal.send_replace(Some((addr, why)));
                     return;
                 }
                 warn!(%addr, "{why}; retrying until the other registration would have expired");

@@ -89,10 +89,18 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mqbroker: {e:#}");
+            eprintln!("mqbroker: {}", with_causes(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, joined by `: `.
+fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(err), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// SIGTERM or SIGINT.

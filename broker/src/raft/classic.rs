@@ -34,6 +34,7 @@ use crate::layout::GroupLayout;
 use crate::raft::in_sync::{InSyncSet, InSyncState, SlaveSample, Standing};
 use crate::raft::progress::lag_bytes;
 use crate::raft::typ::{NodeId, Raft, RaftMetrics};
+use crate::Error;
 
 /// Pause between two rounds of asking the nameservers or the leader.
 const RETRY: Duration = Duration::from_millis(300);
@@ -279,13 +280,21 @@ async fn ask_to_join(
     leader_id: NodeId,
     ha_addr: &str,
     client_addr: &str,
-) -> Result<(), String> {
+) -> crate::Result<()> {
     let call = async {
         let channel = peer_endpoint(ha_addr)
-            .map_err(|e| e.to_string())?
+            .map_err(|error| Error::PeerAddress {
+                node: leader_id,
+                addr: ha_addr.to_owned(),
+                error,
+            })?
             .connect()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|error| Error::PeerUnreachable {
+                node: leader_id,
+                addr: ha_addr.to_owned(),
+                error,
+            })?;
         let resp = RaftServiceClient::new(channel)
             .join_group(pb::JoinGroupRequest {
                 group: layout.group.clone(),
@@ -298,17 +307,28 @@ async fn ask_to_join(
                 target_node_id: leader_id,
             })
             .await
-            .map_err(|s| s.message().to_owned())?
+            .map_err(|s| Error::PeerFailed {
+                node: leader_id,
+                code: s.code(),
+                message: s.message().to_owned(),
+            })?
             .into_inner();
         match resp.status {
             Some(s) if s.code() == pb::ResponseCode::Ok => Ok(()),
-            Some(s) => Err(format!("{:?}: {}", s.code(), s.remark)),
-            None => Err("no status".into()),
+            Some(s) => Err(Error::PeerDeclined {
+                node: leader_id,
+                code: s.code(),
+                remark: s.remark,
+            }),
+            None => Err(Error::PeerNoStatus { node: leader_id }),
         }
     };
     tokio::time::timeout(CALL_TIMEOUT * 2, call)
         .await
-        .map_err(|_| format!("no answer from {ha_addr}"))?
+        .map_err(|_| Error::PeerTimeout {
+            node: leader_id,
+            within: CALL_TIMEOUT * 2,
+        })?
 }
 
 /// The leader's side of `JoinGroup`: adds the node as a learner, unless it is a member already

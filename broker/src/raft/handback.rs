@@ -64,6 +64,7 @@ use raftmq_raft::timing::ELECTION_MAX_MS;
 
 use crate::raft::failover::{OutgoingLeader, GIVE_UP_AFTER};
 use crate::raft::typ::{LogId, NodeId, Raft, RaftMetrics, Vote};
+use crate::Error;
 
 /// How long `P` must have been close behind, in every sample, before a handback.
 pub const CAUGHT_UP_FOR: Duration = Duration::from_millis(500);
@@ -532,7 +533,7 @@ impl HandingLeader {
             .timeout_now(handback, self.preferred, &preferred_addr)
             .await
         {
-            return Outcome::NotDone(why);
+            return Outcome::NotDone(why.to_string());
         }
 
         let term = handback.leader.term;
@@ -593,31 +594,46 @@ impl HandingLeader {
         handback: &Handback,
         target: NodeId,
         addr: &str,
-    ) -> Result<(), String> {
+    ) -> crate::Result<()> {
         let request = handback.to_pb(&self.group, target);
         let call = async {
             let channel = peer_endpoint(addr)
-                .map_err(|e| format!("bad address {addr:?} of node {target}: {e}"))?
+                .map_err(|error| Error::PeerAddress {
+                    node: target,
+                    addr: addr.to_owned(),
+                    error,
+                })?
                 .connect()
                 .await
-                .map_err(|e| format!("cannot connect to node {target} at {addr}: {e}"))?;
+                .map_err(|error| Error::PeerUnreachable {
+                    node: target,
+                    addr: addr.to_owned(),
+                    error,
+                })?;
             RaftServiceClient::new(channel)
                 .timeout_now(request)
                 .await
                 .map(|r| r.into_inner())
-                .map_err(|s| format!("node {target} answered {:?}: {}", s.code(), s.message()))
+                .map_err(|s| Error::PeerFailed {
+                    node: target,
+                    code: s.code(),
+                    message: s.message().to_owned(),
+                })
         };
         let answer = tokio::time::timeout(RPC_TIMEOUT, call)
             .await
-            .map_err(|_| format!("no answer from node {target} within {RPC_TIMEOUT:?}"))??;
+            .map_err(|_| Error::PeerTimeout {
+                node: target,
+                within: RPC_TIMEOUT,
+            })??;
         match answer.status {
             Some(status) if status.is_ok() => Ok(()),
-            Some(status) => Err(format!(
-                "node {target} declined: {:?}: {}",
-                status.code(),
-                status.remark
-            )),
-            None => Err(format!("node {target} answered without a status")),
+            Some(status) => Err(Error::PeerDeclined {
+                node: target,
+                code: status.code(),
+                remark: status.remark,
+            }),
+            None => Err(Error::PeerNoStatus { node: target }),
         }
     }
 }

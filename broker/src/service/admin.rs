@@ -32,7 +32,7 @@ pub async fn commit_offset(
 ) -> pb::CommitConsumerOffsetResponse {
     let status = async {
         if let Err(why) = check_group_name("consumer group", &req.consumer_group) {
-            return ResponseStatus::new(ResponseCode::IllegalArgument, why);
+            return ResponseStatus::new(ResponseCode::IllegalArgument, why.to_string());
         }
         let queue_id = match checked_queue(ctx, &req.topic, req.queue_id) {
             Ok(q) => q,
@@ -174,7 +174,7 @@ pub async fn upsert_topic(
             );
         };
         if let Err(why) = check_topic_name(&topic.topic_name) {
-            return ResponseStatus::new(ResponseCode::IllegalArgument, why);
+            return ResponseStatus::new(ResponseCode::IllegalArgument, why.to_string());
         }
         if topic.read_queue_nums == 0 && topic.write_queue_nums == 0 {
             topic.read_queue_nums = ctx.config.default_topic_queue_nums;

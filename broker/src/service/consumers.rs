@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use proto::v1::{self as pb, ResponseCode, ResponseStatus};
 
-use crate::limits::{check_client_id, check_group_name, SUBSCRIPTIONS_MAX};
+use crate::limits::{check_client_id, check_group_name, Refusal, SUBSCRIPTIONS_MAX};
 
 struct Member {
     subscriptions: Vec<pb::Subscription>,
@@ -43,24 +43,24 @@ impl ConsumerGroups {
         }
     }
 
-    fn check(req: &pb::HeartbeatConsumerRequest) -> Result<(), String> {
+    fn check(req: &pb::HeartbeatConsumerRequest) -> Result<(), Refusal> {
         check_group_name("consumer group", &req.consumer_group)?;
         check_client_id(&req.client_id)?;
         if req.subscriptions.len() > SUBSCRIPTIONS_MAX {
-            return Err(format!(
+            return Err(Refusal::new(format!(
                 "{} subscriptions, more than {SUBSCRIPTIONS_MAX}",
                 req.subscriptions.len()
-            ));
+            )));
         }
         for sub in &req.subscriptions {
             crate::limits::check_topic_name(&sub.topic)?;
             if sub.tag_expression.len() > crate::limits::PROPERTIES_MAX_BYTES {
-                return Err(format!(
+                return Err(Refusal::new(format!(
                     "the tag expression for {} is {} bytes, more than {}",
                     sub.topic,
                     sub.tag_expression.len(),
                     crate::limits::PROPERTIES_MAX_BYTES
-                ));
+                )));
             }
         }
         Ok(())
@@ -72,7 +72,7 @@ impl ConsumerGroups {
         now: Instant,
     ) -> pb::HeartbeatConsumerResponse {
         let status = match Self::check(&req) {
-            Err(why) => ResponseStatus::new(ResponseCode::IllegalArgument, why),
+            Err(why) => ResponseStatus::new(ResponseCode::IllegalArgument, why.to_string()),
             Ok(()) => {
                 let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
                 if groups

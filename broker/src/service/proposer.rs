@@ -82,18 +82,28 @@ pub enum AckOn {
 }
 
 /// Why a proposal produced no apply result.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
     /// Raft refused the write (not the leader, or leadership lost before commit).
+    #[error(transparent)]
     Write(ClientWriteError<NodeId, Node>),
     /// Raft stopped on this replica.
+    #[error("{0}")]
     Stopped(String),
     /// The entry was applied but its result does not fit the batch (a bug, not a refusal).
+    #[error("{0}")]
     Internal(String),
     /// The queue is full: the broker takes writes faster than its group commits them.
+    #[error(
+        "the proposer's queue is full: the broker takes writes faster than its group commits them"
+    )]
     Busy,
     /// No answer before the deadline. `proposed`: the command reached the log (and may still
     /// be committed); otherwise it never will.
+    #[error(
+        "no answer before the deadline; the write {}",
+        if *proposed { "is in the log and may still be committed" } else { "was not stored" }
+    )]
     TimedOut { proposed: bool },
 }
 

@@ -14,6 +14,8 @@ use proto::PERM_READ;
 
 use super::BrokerContext;
 use crate::command::{self, tags_hash};
+use crate::limits::Refusal;
+use crate::Error;
 
 /// Default and largest number of messages per pull.
 const DEFAULT_BATCH: u32 = 32;
@@ -34,7 +36,7 @@ pub enum TagFilter {
 }
 
 impl TagFilter {
-    pub fn parse(expr: &str) -> Result<TagFilter, String> {
+    pub fn parse(expr: &str) -> Result<TagFilter, Refusal> {
         let expr = expr.trim();
         if expr.is_empty() || expr == "*" {
             return Ok(TagFilter::All);
@@ -43,9 +45,9 @@ impl TagFilter {
         for part in expr.split("||") {
             let tag = part.trim();
             if tag.is_empty() {
-                return Err(format!(
+                return Err(Refusal::new(format!(
                     "tag expression {expr:?} has an empty tag; write e.g. `TagA || TagB` or `*`"
-                ));
+                )));
             }
             names.insert(tag.to_string());
         }
@@ -85,13 +87,10 @@ fn load(
     position: u64,
     size: u32,
     queue_offset: u64,
-) -> Result<StoredMessage, String> {
-    let bytes = ctx
-        .log
-        .read_at(position, u64::from(size))
-        .map_err(|e| e.to_string())?;
+) -> crate::Result<StoredMessage> {
+    let bytes = ctx.log.read_at(position, u64::from(size))?;
     let mut m =
-        command::decode_record(bytes).map_err(|e| format!("{e} at log position {position}"))?;
+        command::decode_record(bytes).map_err(|error| Error::BadRecord { position, error })?;
     // The id names the leader that stored the message, as the send's answer did.
     let store_host = m.store_host.parse().unwrap_or(ctx.client_addr);
     m.msg_id = OffsetMsgId::new(store_host, position).to_string();
@@ -107,7 +106,7 @@ pub async fn handle(ctx: &BrokerContext, req: pb::PullMessageRequest) -> pb::Pul
         Ok(f) => f,
         Err(why) => {
             return reply(
-                ResponseStatus::new(ResponseCode::SubscriptionIllegal, why),
+                ResponseStatus::new(ResponseCode::SubscriptionIllegal, why.to_string()),
                 0,
                 0,
                 req.queue_offset,

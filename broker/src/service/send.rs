@@ -19,7 +19,7 @@ use tonic::{Status, Streaming};
 use super::proposer::{AckOn, Proposed};
 use super::BrokerContext;
 use crate::command::{self, LogCommand};
-use crate::limits::{check_group_name, check_message, check_topic_name, message_size};
+use crate::limits::{check_group_name, check_message, check_topic_name, message_size, Refusal};
 use crate::raft::typ::ApplyResult;
 
 /// Checks a batch: one topic and queue, a legal topic name, messages within their limits
@@ -28,31 +28,35 @@ use crate::raft::typ::ApplyResult;
 pub fn check_batch(
     messages: &[pb::Message],
     max_message_size: usize,
-) -> Result<(String, i32), String> {
+) -> Result<(String, i32), Refusal> {
     let Some(first) = messages.first() else {
-        return Err("the request carries no message".into());
+        return Err(Refusal::new("the request carries no message"));
     };
     check_topic_name(&first.topic)?;
     let mut total = 0usize;
     for (i, m) in messages.iter().enumerate() {
         if m.topic != first.topic || m.queue_id != first.queue_id {
-            return Err(format!(
+            return Err(Refusal::new(format!(
                 "message {i} is for {}/{} but the batch is for {}/{}: a batch goes to one queue",
                 m.topic, m.queue_id, first.topic, first.queue_id
-            ));
+            )));
         }
-        check_message(m, max_message_size).map_err(|why| format!("message {i}: {why}"))?;
+        check_message(m, max_message_size)
+            .map_err(|why| Refusal::new(format!("message {i}: {why}")))?;
         total += message_size(m);
     }
     if total > max_message_size {
-        return Err(format!(
+        return Err(Refusal::new(format!(
             "the batch of {} messages is {total} bytes, more than maxMessageSize \
              {max_message_size}",
             messages.len()
-        ));
+        )));
     }
     if first.queue_id < ANY_QUEUE {
-        return Err(format!("queue id {} is negative", first.queue_id));
+        return Err(Refusal::new(format!(
+            "queue id {} is negative",
+            first.queue_id
+        )));
     }
     Ok((first.topic.clone(), first.queue_id))
 }
@@ -114,11 +118,19 @@ async fn ensure_topic(ctx: &BrokerContext, topic: &str) -> Result<TopicConfig, R
 pub async fn handle(ctx: &BrokerContext, req: pb::SendMessageRequest) -> pb::SendMessageResponse {
     let (topic, queue_id) = match check_batch(&req.messages, ctx.config.max_message_size as usize) {
         Ok(v) => v,
-        Err(why) => return reply(ctx, ResponseStatus::new(ResponseCode::MessageIllegal, why)),
+        Err(why) => {
+            return reply(
+                ctx,
+                ResponseStatus::new(ResponseCode::MessageIllegal, why.to_string()),
+            )
+        }
     };
     if !req.producer_group.is_empty() {
         if let Err(why) = check_group_name("producer group", &req.producer_group) {
-            return reply(ctx, ResponseStatus::new(ResponseCode::IllegalArgument, why));
+            return reply(
+                ctx,
+                ResponseStatus::new(ResponseCode::IllegalArgument, why.to_string()),
+            );
         }
     }
     if let Err(status) = ctx.require_leader() {
@@ -341,23 +353,30 @@ mod tests {
         assert_eq!(check_batch(&[msg("T", -1, b"a")], 10), Ok(("T".into(), -1)));
         assert!(check_batch(&[msg("T", 0, b"")], 10)
             .unwrap_err()
+            .to_string()
             .contains("body is empty"));
         assert!(check_batch(&[msg("T", 0, &[0; 11])], 10)
             .unwrap_err()
+            .to_string()
             .contains("maxMessageSize"));
         assert!(check_batch(&[msg("T", 0, b"a"), msg("U", 0, b"a")], 10)
             .unwrap_err()
+            .to_string()
             .contains("one queue"));
         assert!(check_batch(&[msg("T", -2, b"a")], 10).is_err());
         // Each message fits, the batch does not: RocketMQ caps a batch at maxMessageSize too.
         let big = [msg("T", 0, &[1; 6]), msg("T", 0, &[2; 6])];
-        assert!(check_batch(&big, 10).unwrap_err().contains("batch of 2"));
+        assert!(check_batch(&big, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("batch of 2"));
         let mut keyed = msg("T", 0, b"a");
         keyed
             .properties
             .insert(crate::command::UNIQ_KEY.into(), "k".repeat(70_000));
         assert!(check_batch(&[keyed], 1 << 22)
             .unwrap_err()
+            .to_string()
             .contains("message 0: UNIQ_KEY"));
     }
 

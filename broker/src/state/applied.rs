@@ -24,6 +24,7 @@ use super::snapshot::{
     DedupImage, NodeRecord, OffsetRecord, QueueRange, SnapshotImage, TopicRecord, IMAGE_VERSION,
 };
 use super::topics::{send_refusal, TopicTable};
+use super::MisplacedEntry;
 use crate::command::{self, Command, DedupSettings, LogCommand};
 use crate::raft::typ::{ApplyResult, LogId, Membership, NodeId, SnapshotMeta, StoredMembership};
 
@@ -80,8 +81,8 @@ pub(crate) enum Prepared {
 /// (the entry is not where the log says, or not the size it should be).
 pub(crate) fn prepare_command(
     cmd: &LogCommand,
-    locate: impl FnOnce() -> Result<(u64, u32), String>,
-) -> Result<Prepared, String> {
+    locate: impl FnOnce() -> Result<(u64, u32), MisplacedEntry>,
+) -> Result<Prepared, MisplacedEntry> {
     let decoded = match cmd.decode() {
         Ok(decoded) => decoded,
         Err(e) => return Ok(Prepared::Refused(e.to_string())),
@@ -94,12 +95,12 @@ pub(crate) fn prepare_command(
     // payload codec that framed them differently would make every position wrong.
     let expected = ENTRY_HEADER_LEN + cmd.0.len();
     if entry_size as usize != expected {
-        return Err(format!(
-            "the log entry at position {entry_position} is {entry_size} bytes, but a \
-             {}-byte command makes a {expected}-byte entry: bodies must be the command \
-             bytes as they are",
-            cmd.0.len()
-        ));
+        return Err(MisplacedEntry::WrongSize {
+            position: entry_position,
+            size: entry_size,
+            command_len: cmd.0.len(),
+            expected,
+        });
     }
     let body_position = entry_position + ENTRY_HEADER_LEN as u64;
     Ok(match decoded {
@@ -530,9 +531,13 @@ mod tests {
         }
 
         let err = prepare_command(&cmd, || Ok((1000, size + 4))).unwrap_err();
-        assert!(err.contains("must be the command bytes"), "{err}");
-        let err = prepare_command(&cmd, || Err("entry 7 is not in the log".into())).unwrap_err();
-        assert!(err.contains("entry 7"), "{err}");
+        assert!(
+            err.to_string().contains("must be the command bytes"),
+            "{err}"
+        );
+        let missing = MisplacedEntry::NotInLog { index: 7 };
+        let err = prepare_command(&cmd, || Err(missing.clone())).unwrap_err();
+        assert_eq!(err, missing);
         // Commands other than sends never ask where they are.
         let cmd = LogCommand::delete_topic("T").unwrap();
         assert!(matches!(

@@ -12,7 +12,7 @@ use super::applied::{prepare_command, AppliedState, Prepared};
 use super::broker_state::{BrokerState, DIGEST_EVERY};
 use super::rebuild::open_state;
 use super::snapshot::{self, SnapshotImage};
-use super::StateError;
+use super::{MisplacedEntry, StateError};
 use crate::raft::typ::{
     ApplyResult, Entry, EntryPayload, LogId, NodeId, Snapshot, SnapshotMeta, StorageError,
     StoredMembership, TypeConfig,
@@ -93,9 +93,9 @@ impl StateMachine {
             EntryPayload::Membership(m) => Ok(Prepared::Membership(m)),
             EntryPayload::Normal(cmd) => {
                 let locate = || {
-                    self.log.locate(index).ok_or_else(|| {
-                        format!("entry {index} is applied but not in the log it was appended to")
-                    })
+                    self.log
+                        .locate(index)
+                        .ok_or(MisplacedEntry::NotInLog { index })
                 };
                 prepare_command(&cmd, locate).map_err(|why| StateError::BadEntry { index, why })
             }

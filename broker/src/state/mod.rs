@@ -33,7 +33,7 @@ pub use applied::AppliedState;
 pub use broker_state::BrokerState;
 pub use consume_queue::{ConsumeQueue, CqUnit, CQ_UNIT_LEN};
 pub use machine::{StateMachine, StateSnapshotBuilder};
-pub use snapshot::{NodeRecord, QueueRange, SnapshotImage};
+pub use snapshot::{NodeRecord, QueueRange, SnapshotDecodeError, SnapshotImage};
 
 /// Why the state machine could not open, apply or snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +41,15 @@ pub enum StateError {
     #[error(transparent)]
     Log(#[from] raft_log::Error),
     #[error("log entry {index} cannot be applied: {why}")]
-    BadEntry { index: u64, why: String },
+    BadEntry { index: u64, why: MisplacedEntry },
     #[error(
         "snapshot file {path} is unusable: {why}; remove the store directory to resync this \
          replica from its group"
     )]
-    BadSnapshot { path: PathBuf, why: String },
+    BadSnapshot {
+        path: PathBuf,
+        why: SnapshotDecodeError,
+    },
     #[error(
         "the log in {dir} is purged up to index {purged} but holds no snapshot: this replica \
          cannot rebuild its state; remove the store directory to resync it from its group"
@@ -63,4 +66,22 @@ pub enum StateError {
     },
     #[error("snapshot IO task failed: {0}")]
     Blocking(String),
+}
+
+/// Why a committed entry is not where this replica's own log says it is: a local failure, not
+/// something wrong with the entry (see `applied::prepare_command`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MisplacedEntry {
+    #[error("entry {index} is applied but not in the log it was appended to")]
+    NotInLog { index: u64 },
+    #[error(
+        "the log entry at position {position} is {size} bytes, but a {command_len}-byte command \
+         makes a {expected}-byte entry: bodies must be the command bytes as they are"
+    )]
+    WrongSize {
+        position: u64,
+        size: u32,
+        command_len: usize,
+        expected: usize,
+    },
 }

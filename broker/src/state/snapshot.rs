@@ -44,6 +44,35 @@ const IMAGE_MAGIC: &[u8; 8] = b"RMQIMG02";
 /// Bytes of one retry-memory key in a version 2 image.
 const KEY_LEN: usize = 48;
 
+/// Why snapshot bytes cannot be read: image data (as openraft streams it), or the payload of
+/// `snapshot.meta`.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotDecodeError {
+    /// Data that starts like a version 1 image (JSON) but does not parse.
+    #[error("snapshot data is not an image: {0}")]
+    NotAnImage(serde_json::Error),
+    #[error("a JSON snapshot image says version {0}, but only version 1 was JSON")]
+    JsonVersion(u32),
+    #[error("snapshot data starts with neither an image magic nor JSON")]
+    NoMagic,
+    /// An image that ends before the part named.
+    #[error("snapshot image is shorter than its {0}")]
+    ImageShort(&'static str),
+    #[error("snapshot image checksum mismatch")]
+    Checksum,
+    #[error("snapshot image JSON does not parse: {0}")]
+    ImageJson(serde_json::Error),
+    #[error("snapshot image version {0} is not the supported version {IMAGE_VERSION}")]
+    Version(u32),
+    #[error("snapshot image says {count} retry keys but holds {bytes} bytes of them")]
+    KeyBytes { count: u64, bytes: usize },
+    /// A `snapshot.meta` payload that ends before the part named.
+    #[error("shorter than its {0}")]
+    PayloadShort(&'static str),
+    #[error("bad snapshot meta: {0}")]
+    Meta(serde_json::Error),
+}
+
 /// The state a snapshot carries besides openraft's metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotImage {
@@ -172,52 +201,46 @@ impl SnapshotImage {
     }
 
     /// Reads snapshot data back: a version 2 image, or a version 1 image (JSON alone).
-    pub fn decode(data: &[u8]) -> Result<Self, String> {
+    pub fn decode(data: &[u8]) -> Result<Self, SnapshotDecodeError> {
         if data.first() == Some(&b'{') {
-            let image: Self = serde_json::from_slice(data)
-                .map_err(|e| format!("snapshot data is not an image: {e}"))?;
+            let image: Self =
+                serde_json::from_slice(data).map_err(SnapshotDecodeError::NotAnImage)?;
             if image.version != 1 {
-                return Err(format!(
-                    "a JSON snapshot image says version {}, but only version 1 was JSON",
-                    image.version
-                ));
+                return Err(SnapshotDecodeError::JsonVersion(image.version));
             }
             return Ok(image);
         }
         let body = data
             .strip_prefix(IMAGE_MAGIC.as_slice())
-            .ok_or("snapshot data starts with neither an image magic nor JSON")?;
+            .ok_or(SnapshotDecodeError::NoMagic)?;
         let (body, crc) = body
             .split_last_chunk::<4>()
-            .ok_or("snapshot image is shorter than its checksum")?;
+            .ok_or(SnapshotDecodeError::ImageShort("checksum"))?;
         if crc32fast::hash(&data[..data.len() - 4]) != u32::from_le_bytes(*crc) {
-            return Err("snapshot image checksum mismatch".into());
+            return Err(SnapshotDecodeError::Checksum);
         }
         let (len, body) = body
             .split_first_chunk::<4>()
-            .ok_or("snapshot image is shorter than its JSON length")?;
+            .ok_or(SnapshotDecodeError::ImageShort("JSON length"))?;
         let json_len = u32::from_le_bytes(*len) as usize;
         if body.len() < json_len {
-            return Err("snapshot image is shorter than its JSON".into());
+            return Err(SnapshotDecodeError::ImageShort("JSON"));
         }
         let (json, keys) = body.split_at(json_len);
-        let mut image: Self = serde_json::from_slice(json)
-            .map_err(|e| format!("snapshot image JSON does not parse: {e}"))?;
+        let mut image: Self =
+            serde_json::from_slice(json).map_err(SnapshotDecodeError::ImageJson)?;
         if image.version != IMAGE_VERSION {
-            return Err(format!(
-                "snapshot image version {} is not the supported version {IMAGE_VERSION}",
-                image.version
-            ));
+            return Err(SnapshotDecodeError::Version(image.version));
         }
         let (count, keys) = keys
             .split_first_chunk::<8>()
-            .ok_or("snapshot image is shorter than its key count")?;
+            .ok_or(SnapshotDecodeError::ImageShort("key count"))?;
         let count = u64::from_le_bytes(*count);
         if count.checked_mul(KEY_LEN as u64) != Some(keys.len() as u64) {
-            return Err(format!(
-                "snapshot image says {count} retry keys but holds {} bytes of them",
-                keys.len()
-            ));
+            return Err(SnapshotDecodeError::KeyBytes {
+                count,
+                bytes: keys.len(),
+            });
         }
         image.dedup.keys = keys
             .chunks_exact(KEY_LEN)
@@ -250,16 +273,16 @@ fn encode_persisted(meta: &SnapshotMeta, data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn decode_persisted(payload: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), String> {
+fn decode_persisted(payload: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), SnapshotDecodeError> {
     let len_bytes: [u8; 4] = payload
         .get(..4)
         .and_then(|b| b.try_into().ok())
-        .ok_or("shorter than its length field")?;
+        .ok_or(SnapshotDecodeError::PayloadShort("length field"))?;
     let meta_len = u32::from_le_bytes(len_bytes) as usize;
     let meta_json = payload
         .get(4..4 + meta_len)
-        .ok_or("shorter than its snapshot meta")?;
-    let meta = serde_json::from_slice(meta_json).map_err(|e| format!("bad snapshot meta: {e}"))?;
+        .ok_or(SnapshotDecodeError::PayloadShort("snapshot meta"))?;
+    let meta = serde_json::from_slice(meta_json).map_err(SnapshotDecodeError::Meta)?;
     Ok((meta, payload[4 + meta_len..].to_vec()))
 }
 
@@ -366,7 +389,7 @@ mod tests {
     #[test]
     fn image_round_trip_and_version_check() {
         let img = image();
-        assert_eq!(SnapshotImage::decode(&img.encode()), Ok(img.clone()));
+        assert_eq!(SnapshotImage::decode(&img.encode()).unwrap(), img);
         let topic: TopicConfig = img.topics[0].clone().into();
         assert_eq!(TopicRecord::from(&topic), img.topics[0]);
         let newer = SnapshotImage {
@@ -375,6 +398,7 @@ mod tests {
         };
         assert!(SnapshotImage::decode(&newer.encode())
             .unwrap_err()
+            .to_string()
             .contains("version 3"));
         assert!(SnapshotImage::decode(b"junk").is_err());
         // Every flipped byte and every cut is an error, never a panic or another image.
@@ -403,7 +427,7 @@ mod tests {
     fn persisted_snapshot_round_trip() {
         let data = image().encode();
         let payload = encode_persisted(&meta(10), &data);
-        assert_eq!(decode_persisted(&payload), Ok((meta(10), data)));
+        assert_eq!(decode_persisted(&payload).unwrap(), (meta(10), data));
         assert!(decode_persisted(&payload[..2]).is_err());
         assert!(decode_persisted(&payload[..10]).is_err());
     }
