@@ -465,12 +465,11 @@ impl raftmq_raft::WirePayload for LogCommand {
         self.0.clone()
     }
 
-    fn from_wire(bytes: Bytes, omitted: bool) -> Result<Self, String> {
+    fn from_wire(bytes: Bytes, omitted: bool) -> Result<Self, raftmq_raft::convert::WireError> {
         if omitted {
-            return Err(
-                "comes without its payload (payload_omitted); only a witness takes such entries"
-                    .into(),
-            );
+            return Err(raftmq_raft::convert::WireError::new(
+                "comes without its payload (payload_omitted); only a witness takes such entries",
+            ));
         }
         Ok(LogCommand(bytes))
     }

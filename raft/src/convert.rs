@@ -33,7 +33,8 @@ use crate::typ::{
 pub struct WireError(String);
 
 impl WireError {
-    fn new(what: impl Into<String>) -> Self {
+    /// A message or entry that cannot be taken, and why.
+    pub fn new(what: impl Into<String>) -> Self {
         WireError(what.into())
     }
 }
@@ -230,7 +231,7 @@ pub fn entry_from_pb<C: GroupTypes>(entry: &pb::Entry) -> Result<Entry<C>, WireE
         Ok(pb::EntryKind::Blank) => EntryPayload::<C>::Blank,
         Ok(pb::EntryKind::Normal) => EntryPayload::<C>::Normal(
             C::D::from_wire(entry.payload.clone(), entry.payload_omitted)
-                .map_err(|why| WireError::new(format!("entry {at}: {why}")))?,
+                .map_err(|why| WireError::new(format!("entry {at}: {}", why.0)))?,
         ),
         Ok(pb::EntryKind::Membership) => {
             let membership = required(entry.membership.as_ref(), "membership entry's config")?;

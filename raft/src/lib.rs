@@ -42,9 +42,11 @@ pub(crate) mod testing {
             self.0.clone()
         }
 
-        fn from_wire(bytes: Bytes, omitted: bool) -> Result<Self, String> {
+        fn from_wire(bytes: Bytes, omitted: bool) -> Result<Self, crate::convert::WireError> {
             if omitted {
-                return Err("comes without its payload; only a witness takes such entries".into());
+                return Err(crate::convert::WireError::new(
+                    "comes without its payload; only a witness takes such entries",
+                ));
             }
             Ok(Payload(bytes))
         }

@@ -43,7 +43,7 @@ pub trait WirePayload: Sized {
 
     /// The payload a member receives. `omitted`: the sender left the bytes out on purpose
     /// (entries sent to a witness); a data replica refuses that (`Err` says why).
-    fn from_wire(bytes: Bytes, omitted: bool) -> Result<Self, String>;
+    fn from_wire(bytes: Bytes, omitted: bool) -> Result<Self, crate::convert::WireError>;
 }
 
 /// An openraft type config with the choices every raftmq group shares: node ids and addresses,

@@ -16,7 +16,7 @@ impl raftmq_raft::WirePayload for Omitted {
     }
 
     /// Whatever arrives is dropped: a leader that sent a body by mistake still leaves none here.
-    fn from_wire(_bytes: Bytes, _omitted: bool) -> Result<Self, String> {
+    fn from_wire(_bytes: Bytes, _omitted: bool) -> Result<Self, raftmq_raft::convert::WireError> {
         Ok(Omitted)
     }
 }
