@@ -18,6 +18,7 @@ pub mod config;
 mod error;
 pub mod layout;
 pub mod limits;
+pub mod namesrv;
 pub mod node;
 pub mod raft;
 pub mod registration;

@@ -69,23 +69,9 @@ pub async fn check_node_id_free(
     client_addr: &str,
 ) -> crate::Result<()> {
     for addr in &config.namesrv_addr {
-        let Ok(endpoint) = Endpoint::from_shared(format!("http://{addr}")) else {
-            continue;
-        };
-        let query = async {
-            let channel = endpoint
-                .connect_timeout(Duration::from_millis(500))
-                .connect()
-                .await
-                .ok()?;
-            let info = NameServiceClient::new(channel)
-                .get_cluster_info(pb::GetClusterInfoRequest {})
-                .await
-                .ok()?
-                .into_inner();
-            Some(info)
-        };
-        let Ok(Some(info)) = tokio::time::timeout(Duration::from_secs(1), query).await else {
+        let Some(info) =
+            crate::namesrv::cluster_info(&addr.to_string(), Duration::from_secs(1)).await
+        else {
             continue;
         };
         let holder = info

@@ -7,12 +7,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use client::{Admin, Producer, ProducerConfig, SendStatus};
+use client::{Admin, SendStatus};
 use common::acked::{check_exactly_once_in_order, read_topic, Load, Sent};
-use common::classic::Classic;
+use common::classic::{producer, Classic};
 use common::{assert_logs_identical, broker_status, create_topic_on, run_id, wait_for};
 
 const QUEUES: u32 = 4;
+/// Longer than any failover: a send that gives up is a failure of the test.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const LAYOUT: &str = "2m-2s-sync";
 const BOTH_GROUPS: [(&str, &[&str]); 4] = [
     ("broker-a", &[]),
@@ -20,20 +22,6 @@ const BOTH_GROUPS: [(&str, &[&str]); 4] = [
     ("broker-b", &[]),
     ("broker-b-s", &[]),
 ];
-
-async fn producer(namesrv: &str, name: &str) -> Producer {
-    Producer::start(
-        namesrv,
-        ProducerConfig {
-            group: name.into(),
-            send_timeout: Duration::from_secs(10),
-            max_in_flight: 16,
-            ..ProducerConfig::default()
-        },
-    )
-    .await
-    .expect("producer")
-}
 
 fn assert_no_failures(test: &str, sent: &Sent) {
     assert!(
@@ -59,7 +47,12 @@ async fn a_killed_master_fails_over_to_its_slave_losing_nothing_and_takes_leader
     assert_eq!(c.leader_of("broker-a").await, master);
 
     let run = run_id();
-    let load = Load::start(producer(&namesrv, "t60_failover").await, TOPIC, run, 16);
+    let load = Load::start(
+        producer(&namesrv, "t60_failover", 16, SEND_TIMEOUT).await,
+        TOPIC,
+        run,
+        16,
+    );
     load.wait_for_more(500, Duration::from_secs(30)).await;
 
     // kill -9 the master: the slave takes over by itself.
@@ -140,7 +133,12 @@ async fn a_dead_slave_leaves_the_in_sync_set_and_comes_back_after_its_restart() 
     let master = c.index("broker-a");
 
     let run = run_id();
-    let load = Load::start(producer(&namesrv, "t60_dead_slave").await, TOPIC, run, 16);
+    let load = Load::start(
+        producer(&namesrv, "t60_dead_slave", 16, SEND_TIMEOUT).await,
+        TOPIC,
+        run,
+        16,
+    );
     load.wait_for_more(200, Duration::from_secs(30)).await;
     c.kill(slave);
     let killed = Instant::now();
@@ -204,7 +202,12 @@ async fn without_the_witness_and_the_master_no_slave_leads_and_either_brings_the
     let (master, slave) = (c.index("broker-a"), c.index("broker-a-s"));
 
     let run = run_id();
-    let load = Load::start(producer(&namesrv, "t60_witness").await, TOPIC, run, 16);
+    let load = Load::start(
+        producer(&namesrv, "t60_witness", 16, SEND_TIMEOUT).await,
+        TOPIC,
+        run,
+        16,
+    );
     load.wait_for_more(200, Duration::from_secs(30)).await;
     // The witness's nameserver dies: master and slave still commit together.
     c.namesrvs[0].kill9();
@@ -230,7 +233,12 @@ async fn without_the_witness_and_the_master_no_slave_leads_and_either_brings_the
     c.namesrvs[0].restart();
     let leader = c.leader_within("broker-a", Duration::from_secs(20)).await;
     assert_eq!(leader, slave);
-    let load = Load::start(producer(&namesrv, "t60_witness2").await, AFTER, run, 16);
+    let load = Load::start(
+        producer(&namesrv, "t60_witness2", 16, SEND_TIMEOUT).await,
+        AFTER,
+        run,
+        16,
+    );
     load.wait_for_more(200, Duration::from_secs(30)).await;
     let sent_after = load.stop().await;
     assert_no_failures("t60 witness, after", &sent_after);

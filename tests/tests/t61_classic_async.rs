@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use libc::{SIGCONT, SIGSTOP};
 
-use client::{Admin, Producer, ProducerConfig};
+use client::Admin;
 use common::acked::{check_exactly_once_in_order, read_topic, Load};
-use common::classic::Classic;
+use common::classic::{producer, Classic};
 use common::{bin, broker_status, create_topic_on, run_id, wait_for};
 
 const QUEUES: u32 = 4;
@@ -154,17 +154,7 @@ async fn with_one_of_two_masters_dead_sends_go_to_the_other_and_nothing_it_took_
     create_topic_on(&admin, TOPIC, QUEUES, 2).await;
     let (a, b) = (c.index("broker-a"), c.index("broker-b"));
 
-    let producer = Producer::start(
-        &namesrv,
-        ProducerConfig {
-            group: "t61_noslave".into(),
-            send_timeout: Duration::from_secs(3),
-            max_in_flight: 8,
-            ..ProducerConfig::default()
-        },
-    )
-    .await
-    .expect("producer");
+    let producer = producer(&namesrv, "t61_noslave", 8, Duration::from_secs(3)).await;
     let run = run_id();
     let load = Load::start(producer, TOPIC, run, 8);
     load.wait_for_more(300, Duration::from_secs(30)).await;

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use client::bench::decode_body;
-use client::{Admin, Producer, ProducerConfig, SendStatus};
+use client::{Admin, SendStatus};
 use common::acked::{check_exactly_once_in_order, read_topic, Load, Sent};
-use common::classic::Classic;
+use common::classic::{producer, Classic};
 use common::{broker_status, create_topic_on, run_id, wait_for};
 use libc::{SIGCONT, SIGSTOP};
 use proto::v1::RaftRole;
@@ -40,17 +40,7 @@ async fn out_of_sync_master_dies(
     let admin = Admin::connect(&namesrv).await.expect("admin");
     create_topic_on(&admin, topic, QUEUES, 1).await;
     let (master, slave) = (c.index("broker-a"), c.index("broker-a-s"));
-    let producer = Producer::start(
-        &namesrv,
-        ProducerConfig {
-            group: "t63".into(),
-            send_timeout: Duration::from_secs(10),
-            max_in_flight: 8,
-            ..ProducerConfig::default()
-        },
-    )
-    .await
-    .expect("producer");
+    let producer = producer(&namesrv, "t63", 8, Duration::from_secs(10)).await;
     let run = run_id();
     let load = Load::start(producer, topic, run, 8);
     load.wait_for_more(100, Duration::from_secs(30)).await;

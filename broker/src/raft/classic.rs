@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers};
 use proto::v1 as pb;
-use proto::v1::name_service_client::NameServiceClient;
 use proto::RaftServiceClient;
 use raft_log::LogStore;
 use raftmq_raft::network::peer_endpoint;
@@ -62,7 +61,8 @@ pub enum GroupNews {
 pub async fn group_news(namesrv: &[HostPort], group: &str, self_id: NodeId) -> GroupNews {
     let mut answered = false;
     for addr in namesrv {
-        let Some(info) = cluster_info(&addr.to_string()).await else {
+        let Some(info) = crate::namesrv::cluster_info(&addr.to_string(), CALL_TIMEOUT * 2).await
+        else {
             continue;
         };
         answered = true;
@@ -115,27 +115,6 @@ async fn witness_term(witness_addr: &str, group: &str, self_id: NodeId) -> Optio
             Err(status) if status.code() == tonic::Code::NotFound => Some(0),
             Err(_) => None,
         }
-    };
-    tokio::time::timeout(CALL_TIMEOUT * 2, call)
-        .await
-        .ok()
-        .flatten()
-}
-
-async fn cluster_info(addr: &str) -> Option<pb::GetClusterInfoResponse> {
-    let call = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .ok()?
-            .connect_timeout(CALL_TIMEOUT)
-            .connect()
-            .await
-            .ok()?;
-        let info = NameServiceClient::new(channel)
-            .get_cluster_info(pb::GetClusterInfoRequest {})
-            .await
-            .ok()?
-            .into_inner();
-        Some(info)
     };
     tokio::time::timeout(CALL_TIMEOUT * 2, call)
         .await
@@ -566,6 +545,28 @@ impl ClassicLeader {
                 voters.insert(WITNESS_NODE_ID);
             }
             if voters == membership.voter_ids().collect::<BTreeSet<_>>() {
+                // An odd number of data voters needs no witness: a witness left a learner
+                // (added while a second replica caught up, before a third did) is removed.
+                let witness_learner = !voters.contains(&WITNESS_NODE_ID)
+                    && membership.learner_ids().any(|l| l == WITNESS_NODE_ID);
+                if witness_learner {
+                    let raft = raft.clone();
+                    let group = group.clone();
+                    promoting = Some(tokio::spawn(async move {
+                        let remove = BTreeSet::from([WITNESS_NODE_ID]);
+                        match raft
+                            .change_membership(ChangeMembers::RemoveNodes(remove), false)
+                            .await
+                        {
+                            Ok(_) => {
+                                info!(%group, "removed the witness: the data voters are an odd number")
+                            }
+                            Err(e) => {
+                                warn!(%group, error = %e, "cannot remove the witness; retrying")
+                            }
+                        }
+                    }));
+                }
                 continue;
             }
             let raft = raft.clone();

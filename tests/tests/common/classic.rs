@@ -279,6 +279,27 @@ impl Classic {
     }
 }
 
+/// A producer on `namesrv` as the classic tests use it: producer group `group`, at most
+/// `in_flight` sends at once, each retried for up to `send_timeout`.
+pub async fn producer(
+    namesrv: &str,
+    group: &str,
+    in_flight: usize,
+    send_timeout: Duration,
+) -> client::Producer {
+    client::Producer::start(
+        namesrv,
+        client::ProducerConfig {
+            group: group.into(),
+            send_timeout,
+            max_in_flight: in_flight,
+            ..client::ProducerConfig::default()
+        },
+    )
+    .await
+    .expect("producer")
+}
+
 impl Drop for Classic {
     /// On a failing test: kill everything, show the end of every log, keep the directory.
     fn drop(&mut self) {
